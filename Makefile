@@ -1,0 +1,62 @@
+# Pipeline Gateway: every target installs what it needs into .venv/ and node_modules/.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+PORT ?= 8443
+INFO ?= .local/emulator.json
+
+.PHONY: help install test lint typecheck demo run emulator openapi bench bench-poller bench-forwarding bench-coldstart clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP) ## Create .venv and install Python and npm dependencies
+
+test: install ## Run every test (lint, types, unit, integration, emulator fidelity)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+lint: $(STAMP) ## ruff and mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+demo: install ## The whole story, offline: start runs, one fails, the poller alerts
+	$(PY) -m offline.demo
+
+run: install ## Emulator + Azurite + the app on a local host, with curl examples
+	$(PY) -m offline.stack
+
+emulator: $(STAMP) ## Only the Azure emulator: make emulator PORT=8443 INFO=.local/emulator.json
+	$(PY) -m offline.emulator --port $(PORT) --info $(INFO)
+
+openapi: $(STAMP) ## Regenerate openapi.json from the registered routes
+	$(PY) -m shared.openapi > openapi.json
+
+bench: bench-poller bench-forwarding bench-coldstart ## All benchmarks
+
+bench-poller: install ## One poller tick over 10,000 runs in flight against per-run polling
+	$(PY) -m bench.poller
+
+bench-forwarding: install ## Gateway overhead over a direct upstream call; token calls
+	$(PY) -m bench.forwarding
+
+bench-coldstart: $(STAMP) ## Import time of function_app against its dependencies' floor
+	$(PY) -m bench.coldstart
+
+clean: ## Remove installed environments and local state
+	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
