@@ -1,0 +1,14 @@
+"""Pipeline Gateway's Azure Functions app (Python v2 programming model).
+
+Thin on purpose: the logic lives in ``shared``; this file builds the app and registers blueprints.
+"""
+
+import azure.functions as func
+
+from shared import api
+from shared.logs import configure_logging
+
+configure_logging()
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(api.bp)

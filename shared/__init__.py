@@ -1,0 +1,1 @@
+"""Pipeline Gateway: the function app's logic, kept free of the Functions framework where it can be."""

@@ -1,0 +1,121 @@
+"""The composition root: builds each dependency once per process, on first use.
+
+Nothing heavy (azure-identity, requests, the Storage SDKs) is imported until a function needs it,
+so the host indexes the app quickly; and nothing here holds state that matters across instances.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from shared.catalog import Catalog, DataFactoryTarget, SynapseTarget, load_catalog
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.alerts import AlertQueue
+    from shared.identity import TokenProvider
+    from shared.pipelines import PipelineService
+    from shared.registry import RunRegistry
+    from shared.upstream import UpstreamClient
+
+
+class AppContext:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._lock = threading.RLock()
+        self._tokens: TokenProvider | None = None
+        self._upstream: UpstreamClient | None = None
+        self._registry: RunRegistry | None = None
+        self._alerts: AlertQueue | None = None
+        self._services: dict[str, PipelineService] = {}
+
+    @property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings)
+
+    @property
+    def tokens(self) -> TokenProvider:
+        with self._lock:
+            if self._tokens is None:
+                from shared.identity import token_provider
+
+                self._tokens = token_provider(self.settings)
+            return self._tokens
+
+    @property
+    def upstream(self) -> UpstreamClient:
+        with self._lock:
+            if self._upstream is None:
+                from shared.upstream import UpstreamClient, new_session
+
+                self._upstream = UpstreamClient(new_session(), self.tokens,
+                                                timeout=self.settings.upstream_timeout)
+            return self._upstream
+
+    @property
+    def registry(self) -> RunRegistry:
+        with self._lock:
+            if self._registry is None:
+                from shared.registry import RunRegistry
+
+                registry = RunRegistry.connect(
+                    table_name=self.settings.runs_table, endpoint=self.settings.table_service_uri,
+                    connection_string=self.settings.storage_connection_string,
+                    credential=self.tokens.credential)
+                registry.ensure_table()
+                self._registry = registry
+            return self._registry
+
+    @property
+    def alerts(self) -> AlertQueue:
+        with self._lock:
+            if self._alerts is None:
+                from shared.alerts import AlertQueue
+
+                queue = AlertQueue.connect(
+                    queue_name=self.settings.alert_queue, endpoint=self.settings.queue_service_uri,
+                    connection_string=self.settings.storage_connection_string,
+                    credential=self.tokens.credential)
+                queue.ensure_queue()
+                self._alerts = queue
+            return self._alerts
+
+    def pipelines(self, target: DataFactoryTarget | SynapseTarget) -> PipelineService:
+        """The pipeline client of a target, built once per target."""
+        with self._lock:
+            service = self._services.get(target.name)
+            if service is None:
+                if isinstance(target, DataFactoryTarget):
+                    from shared.datafactory import DataFactoryClient
+
+                    service = DataFactoryClient(self.upstream, target,
+                                                arm_endpoint=self.settings.arm_endpoint,
+                                                scope=self.settings.arm_scope)
+                else:
+                    from shared.synapse import SynapsePipelineClient
+
+                    service = SynapsePipelineClient(self.upstream, target,
+                                                    scope=self.settings.synapse_scope)
+                self._services[target.name] = service
+            return service
+
+
+_context_lock = threading.Lock()
+_context: AppContext | None = None
+
+
+def app_context() -> AppContext:
+    """The process's context, built from the environment on first use."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            _context = AppContext()
+        return _context
+
+
+def set_app_context(context: AppContext | None) -> None:
+    """Replaces the process's context; tests and the local host use it to point at the emulators."""
+    global _context
+    with _context_lock:
+        _context = context

@@ -1,0 +1,130 @@
+"""The gateway's one identity, and the tokens it gets for each audience.
+
+One credential per process (so azure-identity's cache works) and one cached token per scope, renewed
+a few minutes before expiry or after azure-identity's suggested refresh time. azure-identity is
+imported only when the first token is needed, which keeps it off the cold-start path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from shared.errors import IdentityUnavailable
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+_LOGGER = logging.getLogger(__name__)
+
+# Renew this long before expiry, like azure-core's BearerTokenCredentialPolicy.
+REFRESH_MARGIN_SECONDS = 300
+
+
+class TokenSource(Protocol):
+    """What the upstream clients need: a bearer token for a scope, and a way to drop a bad one."""
+
+    def token(self, scope: str) -> str: ...
+
+    def invalidate(self, scope: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Cached:
+    token: str
+    expires_on: float
+    refresh_on: float
+
+
+class TokenProvider:
+    """Thread-safe per-scope token cache over an azure-core ``TokenCredential``."""
+
+    def __init__(self, credential: TokenCredential, *, description: str) -> None:
+        self._credential = credential
+        self._description = description
+        self._lock = threading.Lock()
+        self._tokens: dict[str, _Cached] = {}
+
+    @property
+    def credential(self) -> TokenCredential:
+        return self._credential
+
+    def token(self, scope: str) -> str:
+        cached = self._tokens.get(scope)
+        if cached is not None and time.time() < cached.refresh_on:
+            return cached.token
+        with self._lock:
+            cached = self._tokens.get(scope)
+            if cached is None or time.time() >= cached.refresh_on:
+                cached = self._fetch(scope, fallback=cached)
+                self._tokens[scope] = cached
+            return cached.token
+
+    def invalidate(self, scope: str) -> None:
+        """Forgets a token Azure refused (e.g. expired early), so the next call fetches a new one."""
+        with self._lock:
+            self._tokens.pop(scope, None)
+
+    def _fetch(self, scope: str, fallback: _Cached | None) -> _Cached:
+        from azure.core.exceptions import AzureError
+
+        try:
+            info = self._credential.get_token(scope)
+        except (AzureError, ValueError) as exc:
+            if fallback is not None and time.time() < fallback.expires_on - 30:
+                _LOGGER.warning("Token refresh for %s failed; using the cached token until it expires",
+                                scope)
+                return fallback
+            raise IdentityUnavailable(
+                f"{self._description} could not get a token for {scope}: {_reason(exc)}",
+                extensions={"scope": scope},
+            ) from exc
+        margin = min(REFRESH_MARGIN_SECONDS, max(0.0, (info.expires_on - time.time()) / 2))
+        return _Cached(info.token, float(info.expires_on), info.expires_on - margin)
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of an identity error: enough to act on, never a token."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def create_credential(settings: Settings) -> tuple[TokenCredential, str]:
+    """The credential the settings call for, with a description operators can act on."""
+    client_id = settings.client_id
+    if client_id:
+        from azure.identity import ManagedIdentityCredential
+
+        description = (f"Managed identity {client_id} (check that this user-assigned identity is "
+                       "attached to the function app and AZURE_CLIENT_ID is its client id)")
+        return ManagedIdentityCredential(client_id=client_id), description
+    from azure.identity import DefaultAzureCredential
+
+    description = ("DefaultAzureCredential (AZURE_CLIENT_ID is unset; sign in with 'az login' or "
+                   "set AZURE_CLIENT_ID to the app's user-assigned identity)")
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True), description
+
+
+_provider_lock = threading.Lock()
+_provider: TokenProvider | None = None
+
+
+def token_provider(settings: Settings) -> TokenProvider:
+    """The process's single token provider."""
+    global _provider
+    with _provider_lock:
+        if _provider is None:
+            credential, description = create_credential(settings)
+            _provider = TokenProvider(credential, description=description)
+        return _provider
+
+
+def reset_token_provider() -> None:
+    """Drops the process's provider; for tests that change the identity settings."""
+    global _provider
+    with _provider_lock:
+        _provider = None

@@ -1,0 +1,186 @@
+"""What ADF and Synapse pipelines have in common: run and activity shapes, statuses, the client protocol.
+
+Both services share the ``PipelineRun``, ``ActivityRun`` and ``RunFilterParameters`` contracts, so the
+poller and the handlers speak to either through ``PipelineService`` and never branch on the kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared.errors import UpstreamBadResponse
+
+
+class PipelineRunStatus:
+    """ADF and Synapse pipeline-run statuses, as the Airflow provider classifies them."""
+
+    QUEUED = "Queued"
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELING = "Canceling"
+    CANCELLED = "Cancelled"
+    TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+    INTERMEDIATE = frozenset({QUEUED, IN_PROGRESS, CANCELING})
+    FAILURE = frozenset({FAILED, CANCELLED})
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """The createRun recovery options; ``start_from_failure`` exists in ADF only."""
+
+    reference_run_id: str | None = None
+    is_recovery: bool | None = None
+    start_activity_name: str | None = None
+    start_from_failure: bool | None = None
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    run_id: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    run_id: str
+    pipeline: str
+    status: str
+    message: str
+    run_start: datetime | None
+    run_end: datetime | None
+    duration_ms: int | None
+    last_updated: datetime | None
+    run_group_id: str | None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActivityRun:
+    name: str
+    type: str
+    status: str
+    run_id: str | None
+    start: datetime | None
+    end: datetime | None
+    duration_ms: int | None
+    error_code: str
+    failure_type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """A ``queryPipelineRuns`` window: runs updated in [after, before), optionally by pipeline names."""
+
+    updated_after: datetime
+    updated_before: datetime
+    pipelines: Sequence[str] = ()
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "lastUpdatedAfter": iso(self.updated_after),
+            "lastUpdatedBefore": iso(self.updated_before),
+        }
+        if self.pipelines:
+            body["filters"] = [{"operand": "PipelineName", "operator": "In",
+                                "values": sorted(set(self.pipelines))}]
+        return body
+
+
+class PipelineService(Protocol):
+    """One ADF factory or Synapse workspace, as the gateway uses it."""
+
+    def create_run(self, pipeline: str, parameters: Mapping[str, Any],
+                   options: StartOptions) -> CreatedRun: ...
+
+    def get_run(self, run_id: str) -> PipelineRun: ...
+
+    def query_runs(self, query: RunQuery) -> Iterator[PipelineRun]: ...
+
+    def query_activity_runs(self, pipeline: str, run_id: str, after: datetime,
+                            before: datetime) -> list[ActivityRun]: ...
+
+    def cancel_run(self, run_id: str, *, recursive: bool) -> None: ...
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Azure's ISO 8601 times (7 fractional digits, ``Z``); None for null or absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits):]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_pipeline_run(data: Any, operation: str) -> PipelineRun:
+    if not isinstance(data, dict) or not isinstance(data.get("runId"), str):
+        raise UpstreamBadResponse(f"{operation} returned a pipeline run without a runId.")
+    parameters = data.get("parameters")
+    return PipelineRun(
+        run_id=data["runId"],
+        pipeline=_str(data.get("pipelineName")),
+        status=_str(data.get("status")),
+        message=_str(data.get("message")),
+        run_start=parse_time(data.get("runStart")),
+        run_end=parse_time(data.get("runEnd")),
+        duration_ms=_int(data.get("durationInMs")),
+        last_updated=parse_time(data.get("lastUpdated")),
+        run_group_id=data.get("runGroupId") if isinstance(data.get("runGroupId"), str) else None,
+        parameters={str(k): str(v) for k, v in parameters.items()} if isinstance(parameters, dict) else {},
+    )
+
+
+def parse_activity_run(data: Any) -> ActivityRun:
+    item: dict[str, Any] = data if isinstance(data, dict) else {}
+    raw_error = item.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    return ActivityRun(
+        name=_str(item.get("activityName")),
+        type=_str(item.get("activityType")),
+        status=_str(item.get("status")),
+        run_id=item.get("activityRunId") if isinstance(item.get("activityRunId"), str) else None,
+        start=parse_time(item.get("activityRunStart")),
+        end=parse_time(item.get("activityRunEnd")),
+        duration_ms=_int(item.get("durationInMs")),
+        error_code=_str(error.get("errorCode")),
+        failure_type=_str(error.get("failureType")),
+        message=_str(error.get("message")),
+    )
+
+
+def created_run(body: Any, request_id: str | None, operation: str) -> CreatedRun:
+    if not isinstance(body, dict) or not isinstance(body.get("runId"), str) or not body["runId"]:
+        raise UpstreamBadResponse(f"{operation} answered without a runId.", request_id=request_id)
+    return CreatedRun(body["runId"], request_id)
+
+
+def page(body: Any, operation: str) -> tuple[list[Any], str | None]:
+    """The items and continuation token of a query response."""
+    if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+        raise UpstreamBadResponse(f"{operation} returned a page without a value list.")
+    token = body.get("continuationToken")
+    return body["value"], token if isinstance(token, str) and token else None

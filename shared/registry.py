@@ -1,0 +1,319 @@
+"""The run registry in Azure Table Storage.
+
+Layout (one table):
+
+* partition ``{target}``: one entity per run. While the poller still has work on it (in flight, or
+  an alert not yet sent) its row key is ``live-{id}``; afterwards the record moves to ``past-{id}``
+  in a single entity-group transaction, so the poller reads only live rows and a move is atomic.
+  Ids count time down, so each prefix lists newest first.
+* partition ``idempotency``: one entity per (caller, Idempotency-Key), pointing at its run.
+
+Every update is conditional on the ETag read, so overlapping poller ticks or a racing cancel never
+overwrite each other's work: the loser gets ``ConcurrentUpdate`` and re-reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import RunNotFound, StorageUnavailable
+from shared.runs import Run, target_of
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+
+_LOGGER = logging.getLogger(__name__)
+
+LIVE = "live-"
+PAST = "past-"
+IDEMPOTENCY_PARTITION = "idempotency"
+# Table string properties hold at most 32K UTF-16 characters; longer JSON is split across several.
+_CHUNK = 30_000
+_JSON_FIELDS = ("parameters", "options")
+_DATETIME_FIELDS = {f.name for f in fields(Run) if "datetime" in str(f.type)}
+_INTERNAL = {"row_key", "etag", "id", "target", *_JSON_FIELDS}
+
+
+class ConcurrentUpdate(Exception):
+    """The record changed since it was read; re-read and decide again."""
+
+
+class AlreadyExists(Exception):
+    """An insert found the row already there."""
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    run_id: str
+    fingerprint: str
+    created_at: datetime
+    etag: str
+
+
+@contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    """Turns the Storage SDK's errors into the registry's: conflicts to signals, the rest to 503."""
+    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+
+    try:
+        yield
+    except (ResourceModifiedError, ResourceExistsError, AzureError) as exc:
+        status = getattr(exc, "status_code", None)
+        if isinstance(exc, ResourceModifiedError) or status == 412:
+            raise ConcurrentUpdate(action) from exc
+        if isinstance(exc, ResourceExistsError) or status == 409:
+            raise AlreadyExists(action) from exc
+        _LOGGER.warning("Storage failed to %s: %s", action, type(exc).__name__)
+        raise StorageUnavailable(f"The run registry could not {action}; try again shortly.") from exc
+
+
+class RunRegistry:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    @classmethod
+    def connect(cls, *, table_name: str, endpoint: str | None, connection_string: str | None,
+                credential: TokenCredential) -> RunRegistry:
+        from azure.data.tables import TableClient
+
+        if endpoint:
+            table = TableClient(endpoint=endpoint, table_name=table_name, credential=credential)
+        elif connection_string:
+            table = TableClient.from_connection_string(connection_string, table_name=table_name)
+        else:
+            from shared.errors import ConfigurationError
+
+            raise ConfigurationError("No run registry: set GATEWAY_STORAGE__tableServiceUri "
+                                     "(identity-based) or GATEWAY_STORAGE (connection string).")
+        return cls(table)
+
+    def ensure_table(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        with _storage_errors("create its table"), contextlib.suppress(ResourceExistsError):
+            self._table.create_table()
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def create(self, run: Run) -> Run:
+        entity = _to_entity(run, LIVE)
+        with _storage_errors("record the run"):
+            metadata = self._table.create_entity(entity)
+        return _with_location(run, entity["RowKey"], metadata)
+
+    def get(self, run_id: str) -> Run:
+        target = target_of(run_id)
+        if target is None:
+            raise RunNotFound(f"There is no run {run_id!r}.")
+        from azure.core.exceptions import ResourceNotFoundError
+
+        for prefix in (LIVE, PAST):
+            with _storage_errors("read the run"):
+                try:
+                    entity = self._table.get_entity(target, prefix + _key(run_id))
+                except ResourceNotFoundError:
+                    continue
+            return _from_entity(entity)
+        raise RunNotFound(f"There is no run {run_id!r}.")
+
+    def save(self, run: Run, *, keep_live: bool | None = None) -> Run:
+        """Writes ``run`` if nobody changed it since it was read; moves it to the past when done.
+
+        ``keep_live`` defaults to "still in flight"; the poller keeps a finished run live until its
+        alert is sent.
+        """
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        live = (not run.terminal) if keep_live is None else keep_live
+        prefix = LIVE if live else PAST
+        if run.row_key is None or run.etag is None:
+            raise ValueError("save() needs a run read from the registry")
+        entity = _to_entity(run, prefix)
+        metadata: Mapping[str, Any]
+        with _storage_errors("update the run"):
+            if run.row_key == entity["RowKey"]:
+                metadata = self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=run.etag,
+                                                     match_condition=MatchConditions.IfNotModified)
+            else:
+                old = {"PartitionKey": run.target, "RowKey": run.row_key}
+                condition = {"etag": run.etag, "match_condition": MatchConditions.IfNotModified}
+                results = self._table.submit_transaction(
+                    [("delete", old, condition), ("create", entity)])
+                metadata = results[-1]
+        return _with_location(run, entity["RowKey"], metadata)
+
+    def live_runs(self, target: str) -> Iterator[Run]:
+        query = "PartitionKey eq @target and RowKey ge @low and RowKey lt @high"
+        params = {"target": target, "low": LIVE, "high": LIVE[:-1] + chr(ord(LIVE[-1]) + 1)}
+        with _storage_errors("list the runs in flight"):
+            for entity in self._table.query_entities(query, parameters=params, results_per_page=1000):
+                yield _from_entity(entity)
+
+    def list_runs(self, *, target: str | None = None, pipeline: str | None = None,
+                  status: str | None = None, since: datetime | None = None, limit: int = 50,
+                  continuation: str | None = None) -> tuple[list[Run], str | None]:
+        """One page of runs, newest first within each target; the token resumes after it."""
+        clauses = ["RowKey ge @low", "RowKey lt @high"]
+        params: dict[str, Any] = {"low": LIVE, "high": PAST[:-1] + chr(ord(PAST[-1]) + 1)}
+        if target:
+            clauses.append("PartitionKey eq @target")
+            params["target"] = target
+        if pipeline:
+            clauses.append("Pipeline eq @pipeline")
+            params["pipeline"] = pipeline
+        if status:
+            clauses.append("Status eq @status")
+            params["status"] = status
+        if since:
+            clauses.append("CreatedAt ge @since")
+            params["since"] = since
+        token = _decode_token(continuation)
+        runs: list[Run] = []
+        next_token: dict[str, str] | None = None
+        with _storage_errors("list runs"):
+            pages = self._table.query_entities(" and ".join(clauses), parameters=params,
+                                               results_per_page=limit).by_page(
+                continuation_token=token)  # type: ignore[arg-type]  # tables tokens are dicts
+            for page in pages:
+                runs.extend(_from_entity(entity) for entity in page)
+                next_token = pages.continuation_token  # type: ignore[attr-defined]
+                if runs or next_token is None:
+                    break
+        return runs, _encode_token(next_token)
+
+    # --- idempotency ---------------------------------------------------------------------------
+
+    def claim_idempotency_key(self, caller: str, key: str, fingerprint: str,
+                              run_id: str, now: datetime) -> IdempotencyRecord | None:
+        """Records that (caller, key) starts ``run_id``; returns the earlier record if there is one."""
+        entity = {"PartitionKey": IDEMPOTENCY_PARTITION, "RowKey": _idempotency_row(caller, key),
+                  "RunId": run_id, "Fingerprint": fingerprint, "CreatedAt": now}
+        try:
+            with _storage_errors("record the idempotency key"):
+                self._table.create_entity(entity)
+            return None
+        except AlreadyExists:
+            return self._idempotency_record(caller, key)
+
+    def replace_idempotency_key(self, caller: str, key: str, record: IdempotencyRecord, run_id: str,
+                                fingerprint: str, now: datetime) -> None:
+        """Takes over a key whose run was never recorded (its request died) or that expired."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": IDEMPOTENCY_PARTITION, "RowKey": _idempotency_row(caller, key),
+                  "RunId": run_id, "Fingerprint": fingerprint, "CreatedAt": now}
+        with _storage_errors("take over the idempotency key"):
+            self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=record.etag,
+                                      match_condition=MatchConditions.IfNotModified)
+
+    def release_idempotency_key(self, caller: str, key: str) -> None:
+        with _storage_errors("release the idempotency key"):
+            self._table.delete_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
+
+    def _idempotency_record(self, caller: str, key: str) -> IdempotencyRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _storage_errors("read the idempotency key"):
+            try:
+                entity = self._table.get_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
+            except ResourceNotFoundError:
+                return None
+        return IdempotencyRecord(entity["RunId"], entity["Fingerprint"], entity["CreatedAt"],
+                                 str(entity.metadata["etag"]))
+
+
+def _idempotency_row(caller: str, key: str) -> str:
+    return hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+
+
+def _key(run_id: str) -> str:
+    return run_id.partition(".")[2]
+
+
+def _to_entity(run: Run, prefix: str) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": run.target, "RowKey": prefix + _key(run.id)}
+    for item in fields(Run):
+        if item.name in _INTERNAL:
+            continue
+        value = getattr(run, item.name)
+        if value is not None:
+            entity[_pascal(item.name)] = value
+    for name in _JSON_FIELDS:
+        text = json.dumps(getattr(run, name), separators=(",", ":"), sort_keys=True)
+        chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+        for index, chunk in enumerate(chunks):
+            entity[f"{_pascal(name)}{index}"] = chunk
+    return entity
+
+
+def _from_entity(entity: Mapping[str, Any]) -> Run:
+    values: dict[str, Any] = {}
+    for item in fields(Run):
+        if item.name in _INTERNAL:
+            continue
+        value = entity.get(_pascal(item.name))
+        if item.name in _DATETIME_FIELDS and value is not None and not isinstance(value, datetime):
+            value = None
+        if value is not None:
+            values[item.name] = value
+    for name in _JSON_FIELDS:
+        parts = []
+        index = 0
+        while f"{_pascal(name)}{index}" in entity:
+            parts.append(entity[f"{_pascal(name)}{index}"])
+            index += 1
+        values[name] = json.loads("".join(parts)) if parts else {}
+    row_key: str = entity["RowKey"]
+    run_key = row_key.partition("-")[2]
+    metadata = getattr(entity, "metadata", {})
+    return Run(id=f"{entity['PartitionKey']}.{run_key}", target=entity["PartitionKey"],
+               row_key=row_key, etag=metadata.get("etag"), **values)
+
+
+def _with_location(run: Run, row_key: str, metadata: Mapping[str, Any]) -> Run:
+    from dataclasses import replace
+
+    return replace(run, row_key=row_key, etag=metadata.get("etag"))
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _encode_token(token: Mapping[str, str] | None) -> str | None:
+    if not token:
+        return None
+    raw = json.dumps(dict(token), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str | None) -> dict[str, str] | None:
+    """Tokens come back from callers: anything not ours is refused, not passed to storage."""
+    if not token:
+        return None
+    from shared.errors import ValidationFailed
+
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+    except (ValueError, binascii.Error):
+        data = None
+    if (not isinstance(data, dict) or set(data) - {"PartitionKey", "RowKey"}
+            or not all(isinstance(v, str) and len(v) < 200 for v in data.values())):
+        raise ValidationFailed("The continuation token is not valid.",
+                               [{"field": "continuation",
+                                 "message": "use the token a previous page returned"}])
+    return data

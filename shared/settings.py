@@ -1,0 +1,197 @@
+"""App settings: every environment variable the app reads is declared here, once.
+
+Declaring them in one table lets the infrastructure checks prove that each setting is either set by
+the Bicep or documented as optional, and gives the README its settings reference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from shared.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    description: str
+    required_in_azure: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("AZURE_CLIENT_ID", None,
+            "Client id of the user-assigned managed identity. Unset: DefaultAzureCredential "
+            "(a developer's Azure CLI login).", required_in_azure=True),
+    Setting("GATEWAY_CATALOG", None,
+            "The target catalog as JSON (targets, allowed pipelines and Spark pools).",
+            required_in_azure=True),
+    Setting("GATEWAY_CATALOG_FILE", None,
+            "Path of a JSON catalog file, used when GATEWAY_CATALOG is unset."),
+    Setting("GATEWAY_ARM_ENDPOINT", "https://management.azure.com",
+            "Azure Resource Manager endpoint (ADF and management-plane reads)."),
+    Setting("GATEWAY_ARM_AUDIENCE", "https://management.azure.com",
+            "Token audience for ARM; the scope is this plus /.default."),
+    Setting("GATEWAY_SYNAPSE_AUDIENCE", "https://dev.azuresynapse.net",
+            "Token audience for the Synapse data plane."),
+    Setting("GATEWAY_ADF_STUDIO_URL", "https://adf.azure.com",
+            "Base of the ADF Studio links put in runs and alerts."),
+    Setting("GATEWAY_SYNAPSE_STUDIO_URL", "https://web.azuresynapse.net",
+            "Base of the Synapse Studio links put in runs and alerts."),
+    Setting("GATEWAY_PUBLIC_BASE_URL", None,
+            "Base URL callers use (the APIM gateway URL plus API path). Unset: taken from the request."),
+    Setting("GATEWAY_MAX_BODY_BYTES", "65536", "Largest request body accepted, in bytes."),
+    Setting("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "5", "Seconds to connect to an Azure API."),
+    Setting("GATEWAY_UPSTREAM_READ_TIMEOUT", "30", "Seconds to wait for an Azure API's answer."),
+    Setting("GATEWAY_STORAGE__tableServiceUri", None,
+            "Table endpoint of the gateway's storage account (identity-based).", required_in_azure=True),
+    Setting("GATEWAY_STORAGE__queueServiceUri", None,
+            "Queue endpoint of the gateway's storage account (identity-based).", required_in_azure=True),
+    Setting("GATEWAY_STORAGE__credential", None,
+            "'managedidentity' for identity-based bindings (queue triggers)."),
+    Setting("GATEWAY_STORAGE__clientId", None,
+            "Client id the Functions host uses for the GATEWAY_STORAGE binding connection."),
+    Setting("GATEWAY_STORAGE", None,
+            "A storage connection string, instead of the identity-based endpoints (not recommended)."),
+    Setting("GATEWAY_RUNS_TABLE", "gatewayruns", "Table holding the run registry."),
+    Setting("GATEWAY_ALERT_QUEUE", "pipeline-failures", "Queue that on-call engineers read."),
+    Setting("GATEWAY_POLL_SCHEDULE", "0 */1 * * * *", "NCRONTAB schedule of the poller."),
+    Setting("GATEWAY_POLL_FANOUT", "false",
+            "true: the timer enqueues one message per target and a queue trigger polls each."),
+    Setting("GATEWAY_POLL_QUEUE", "gateway-poll", "Queue of per-target poll work when fanning out."),
+    Setting("GATEWAY_POLL_BUDGET_SECONDS", "240", "Time budget of one poller tick."),
+    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", None,
+            "Enables telemetry to Application Insights."),
+    Setting("REQUESTS_CA_BUNDLE", None,
+            "Extra CA bundle to trust (local development against the offline emulator only)."),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+class Settings:
+    """Typed view of the environment, read lazily so a bad optional value only fails where used."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def get(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or value.strip() == "":
+            return _BY_NAME[name].default
+        return value.strip()
+
+    def _int(self, name: str) -> int:
+        raw = self.get(name)
+        try:
+            value = int(raw or "")
+        except ValueError:
+            raise ConfigurationError(f"App setting {name} must be an integer, got {raw!r}.") from None
+        if value <= 0:
+            raise ConfigurationError(f"App setting {name} must be positive, got {value}.")
+        return value
+
+    def _float(self, name: str) -> float:
+        raw = self.get(name)
+        try:
+            value = float(raw or "")
+        except ValueError:
+            raise ConfigurationError(f"App setting {name} must be a number, got {raw!r}.") from None
+        if value <= 0:
+            raise ConfigurationError(f"App setting {name} must be positive, got {value}.")
+        return value
+
+    def _bool(self, name: str) -> bool:
+        raw = (self.get(name) or "").lower()
+        if raw in ("true", "1", "yes"):
+            return True
+        if raw in ("false", "0", "no"):
+            return False
+        raise ConfigurationError(f"App setting {name} must be true or false, got {raw!r}.")
+
+    @property
+    def client_id(self) -> str | None:
+        return self.get("AZURE_CLIENT_ID")
+
+    @cached_property
+    def arm_endpoint(self) -> str:
+        return _https_url("GATEWAY_ARM_ENDPOINT", self.get("GATEWAY_ARM_ENDPOINT"))
+
+    @property
+    def arm_scope(self) -> str:
+        return _scope(self.get("GATEWAY_ARM_AUDIENCE"))
+
+    @property
+    def synapse_scope(self) -> str:
+        return _scope(self.get("GATEWAY_SYNAPSE_AUDIENCE"))
+
+    @property
+    def adf_studio_url(self) -> str:
+        return (self.get("GATEWAY_ADF_STUDIO_URL") or "").rstrip("/")
+
+    @property
+    def synapse_studio_url(self) -> str:
+        return (self.get("GATEWAY_SYNAPSE_STUDIO_URL") or "").rstrip("/")
+
+    @property
+    def public_base_url(self) -> str | None:
+        value = self.get("GATEWAY_PUBLIC_BASE_URL")
+        return value.rstrip("/") if value else None
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._int("GATEWAY_MAX_BODY_BYTES")
+
+    @property
+    def upstream_timeout(self) -> tuple[float, float]:
+        return (self._float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT"),
+                self._float("GATEWAY_UPSTREAM_READ_TIMEOUT"))
+
+    @property
+    def table_service_uri(self) -> str | None:
+        return self.get("GATEWAY_STORAGE__tableServiceUri")
+
+    @property
+    def queue_service_uri(self) -> str | None:
+        return self.get("GATEWAY_STORAGE__queueServiceUri")
+
+    @property
+    def storage_connection_string(self) -> str | None:
+        return self.get("GATEWAY_STORAGE")
+
+    @property
+    def runs_table(self) -> str:
+        return self.get("GATEWAY_RUNS_TABLE") or ""
+
+    @property
+    def alert_queue(self) -> str:
+        return self.get("GATEWAY_ALERT_QUEUE") or ""
+
+    @property
+    def poll_fanout(self) -> bool:
+        return self._bool("GATEWAY_POLL_FANOUT")
+
+    @property
+    def poll_queue(self) -> str:
+        return self.get("GATEWAY_POLL_QUEUE") or ""
+
+    @property
+    def poll_budget_seconds(self) -> float:
+        return self._float("GATEWAY_POLL_BUDGET_SECONDS")
+
+    @property
+    def appinsights_connection_string(self) -> str | None:
+        return self.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+
+
+def _scope(audience: str | None) -> str:
+    return f"{(audience or '').rstrip('/')}/.default"
+
+
+def _https_url(name: str, value: str | None) -> str:
+    if not value or not value.startswith("https://"):
+        raise ConfigurationError(f"App setting {name} must be an https:// URL, got {value!r}.")
+    return value.rstrip("/")
