@@ -5,10 +5,11 @@ Thin on purpose: the logic lives in ``shared``; this file builds the app and reg
 
 import azure.functions as func
 
-from shared import api
+from shared import api, poller_functions
 from shared.logs import configure_logging
 
 configure_logging()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)
+app.register_functions(poller_functions.bp)

@@ -13,9 +13,9 @@ from shared.catalog import Catalog, DataFactoryTarget, SynapseTarget, load_catal
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from shared.alerts import AlertQueue
     from shared.identity import TokenProvider
     from shared.pipelines import PipelineService
+    from shared.queues import JsonQueue
     from shared.registry import RunRegistry
     from shared.upstream import UpstreamClient
 
@@ -27,7 +27,7 @@ class AppContext:
         self._tokens: TokenProvider | None = None
         self._upstream: UpstreamClient | None = None
         self._registry: RunRegistry | None = None
-        self._alerts: AlertQueue | None = None
+        self._queues: dict[str, JsonQueue] = {}
         self._services: dict[str, PipelineService] = {}
 
     @property
@@ -68,18 +68,28 @@ class AppContext:
             return self._registry
 
     @property
-    def alerts(self) -> AlertQueue:
-        with self._lock:
-            if self._alerts is None:
-                from shared.alerts import AlertQueue
+    def alerts(self) -> JsonQueue:
+        """The queue on-call engineers read."""
+        return self._queue(self.settings.alert_queue)
 
-                queue = AlertQueue.connect(
-                    queue_name=self.settings.alert_queue, endpoint=self.settings.queue_service_uri,
+    @property
+    def poll_queue(self) -> JsonQueue:
+        """Per-target poll work, when the poller fans out."""
+        return self._queue(self.settings.poll_queue)
+
+    def _queue(self, name: str) -> JsonQueue:
+        with self._lock:
+            queue = self._queues.get(name)
+            if queue is None:
+                from shared.queues import JsonQueue
+
+                queue = JsonQueue.connect(
+                    queue_name=name, endpoint=self.settings.queue_service_uri,
                     connection_string=self.settings.storage_connection_string,
                     credential=self.tokens.credential)
                 queue.ensure_queue()
-                self._alerts = queue
-            return self._alerts
+                self._queues[name] = queue
+            return queue
 
     def pipelines(self, target: DataFactoryTarget | SynapseTarget) -> PipelineService:
         """The pipeline client of a target, built once per target."""

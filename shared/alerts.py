@@ -1,0 +1,120 @@
+"""Failure alerts: what an on-call engineer reads at 3 a.m.
+
+The first line says what failed, where, when and why; the rest carries the facts to act on (failed
+activities, the Studio link, how the pipeline's previous runs ended). The alert id is stable per
+run and kind, so a reader can drop the rare repeat that at-least-once delivery allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.catalog import DataFactoryTarget, SynapseTarget
+from shared.links import studio_run_link
+from shared.pipelines import ActivityRun
+from shared.runs import Run, RunStatus
+from shared.settings import Settings
+
+SCHEMA_VERSION = 1
+KIND_LABELS = {"datafactory": "ADF", "synapse": "Synapse", "spark": "Spark"}
+MAX_MESSAGE = 400
+
+
+class AlertKind:
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    OVERDUE = "overdue"
+    UNKNOWN = "unknown"
+
+
+def alert_id(run: Run, kind: str) -> str:
+    return f"{run.id}:{kind}"
+
+
+def duration_text(milliseconds: int | None) -> str:
+    if milliseconds is None:
+        return "an unknown time"
+    seconds = max(0, milliseconds // 1000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_MESSAGE else flat[:MAX_MESSAGE - 1] + "…"
+
+
+def summary(run: Run, kind: str, failed: Sequence[ActivityRun], now: datetime) -> str:
+    label = f"{KIND_LABELS.get(run.kind, run.kind)} {run.target}/{run.pipeline} run {_short(run)}"
+    if kind == AlertKind.OVERDUE:
+        elapsed = int((now - (run.run_start or run.created_at)).total_seconds() * 1000)
+        return (f"{label} is still {run.status} after {duration_text(elapsed)} "
+                f"(limit {run.max_duration_minutes} min)")
+    if kind == AlertKind.UNKNOWN:
+        return f"{label} may not have started: {_one_line(run.message) or 'the start could not be confirmed'}"
+    verb = "was cancelled" if kind == AlertKind.CANCELLED else "failed"
+    where = f" at activity {failed[0].name}" if failed else ""
+    reason = _one_line(failed[0].message if failed and failed[0].message else run.message)
+    return f"{label} {verb}{where} after {duration_text(run.duration_ms)}: {reason or 'no message from Azure'}"
+
+
+def _short(run: Run) -> str:
+    return (run.upstream_run_id or run.id)[:8] + "…"
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def build_alert(run: Run, kind: str, *, target: DataFactoryTarget | SynapseTarget,
+                failed_activities: Sequence[ActivityRun], history: Sequence[Run], settings: Settings,
+                now: datetime) -> dict[str, Any]:
+    links: dict[str, str] = {}
+    if run.upstream_run_id and run.kind != "spark":
+        links["studio"] = studio_run_link(target, run.upstream_run_id,
+                                          adf_studio=settings.adf_studio_url,
+                                          synapse_studio=settings.synapse_studio_url)
+    if settings.public_base_url:
+        links["run"] = f"{settings.public_base_url}/runs/{run.id}"
+    previous = [{"id": r.id, "status": r.status, "createdAt": _time(r.created_at)} for r in history]
+    repeat = any(r.status == RunStatus.FAILED for r in history[:1])
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "alertId": alert_id(run, kind),
+        "kind": kind,
+        "summary": summary(run, kind, failed_activities, now),
+        "target": run.target,
+        "targetKind": run.kind,
+        "location": _location(target),
+        "pipeline": run.pipeline,
+        "sparkPool": run.spark_pool,
+        "status": run.status,
+        "upstreamStatus": run.upstream_status,
+        "upstreamRunId": run.upstream_run_id,
+        "runId": run.id,
+        "message": run.message,
+        "failedActivities": [{
+            "name": a.name, "type": a.type, "errorCode": a.error_code, "failureType": a.failure_type,
+            "message": a.message, "start": _time(a.start), "end": _time(a.end)} for a in failed_activities],
+        "start": _time(run.run_start or run.created_at),
+        "end": _time(run.run_end),
+        "durationMs": run.duration_ms,
+        "caller": run.caller,
+        "product": run.product,
+        "correlationId": run.correlation_id,
+        "links": links,
+        "previousRuns": previous,
+        "firstFailure": not repeat,
+        "raisedAt": _time(now),
+    }
+
+
+def _location(target: DataFactoryTarget | SynapseTarget) -> str:
+    if isinstance(target, DataFactoryTarget):
+        return f"factory {target.factory_name} ({target.resource_group})"
+    return f"workspace {target.workspace_name}"

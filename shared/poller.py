@@ -1,0 +1,249 @@
+"""The poller: follows the runs in flight, records how they end, and raises alerts.
+
+The unit of work is one target. Per target it asks Azure in bulk (``queryPipelineRuns`` over the
+window of the live runs, filtered by pipeline, following continuation tokens), so upstream calls grow
+with targets and pages, not with runs. Only a run the bulk query does not return costs a single GET.
+
+Every write is ETag-conditional; a tick that overlaps another, or dies halfway, leaves records the
+next tick finishes. Alerts are at-least-once with a stable id: the alert is claimed on the record,
+sent, then flagged; a crash between send and flag resends the same alert id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.alerts import AlertKind, alert_id, build_alert
+from shared.catalog import DataFactoryTarget, SynapseTarget
+from shared.context import AppContext
+from shared.errors import GatewayError, UpstreamNotFound
+from shared.pipelines import PipelineRun, PipelineRunStatus, PipelineService, RunQuery
+from shared.registry import ConcurrentUpdate
+from shared.runs import Run, RunStatus, utcnow
+
+_LOGGER = logging.getLogger(__name__)
+
+# Clocks differ and lastUpdated is written by Azure: widen the query window by this much.
+WINDOW_SKEW = timedelta(minutes=5)
+# A Submitting record younger than this may still have its create call in flight elsewhere.
+SUBMIT_GRACE = timedelta(minutes=2)
+# A Submitting record not found in Azure after this long is declared Unknown.
+UNKNOWN_AFTER = timedelta(minutes=10)
+WORKERS = 8
+
+
+@dataclass
+class TargetReport:
+    target: str
+    live: int = 0
+    updated: int = 0
+    finished: int = 0
+    alerts: int = 0
+    single_gets: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+
+@dataclass
+class TickReport:
+    targets: list[TargetReport] = field(default_factory=list)
+    seconds: float = 0.0
+    out_of_time: bool = False
+
+
+class Poller:
+    def __init__(self, context: AppContext, *, now: Callable[[], datetime] = utcnow,
+                 submit_grace: timedelta = SUBMIT_GRACE, unknown_after: timedelta = UNKNOWN_AFTER) -> None:
+        self._context = context
+        self._now = now
+        self._submit_grace = submit_grace
+        self._unknown_after = unknown_after
+
+    def tick(self, budget_seconds: float | None = None) -> TickReport:
+        """Polls every target within the time budget."""
+        started = time.monotonic()
+        budget = budget_seconds if budget_seconds is not None else self._context.settings.poll_budget_seconds
+        report = TickReport()
+        for target in self._context.catalog.targets:
+            if time.monotonic() - started > budget:
+                report.out_of_time = True
+                _LOGGER.warning("Poll tick out of time before target %s; the next tick resumes", target.name)
+                break
+            report.targets.append(self.poll_target(target.name, deadline=started + budget))
+        report.seconds = time.monotonic() - started
+        return report
+
+    def poll_target(self, name: str, *, deadline: float | None = None) -> TargetReport:
+        report = TargetReport(name)
+        target = self._context.catalog.get(name)
+        try:
+            runs = [r for r in self._context.registry.live_runs(name) if r.kind != "spark"]
+            report.live = len(runs)
+            if runs:
+                self._poll_pipelines(target, runs, report, deadline)
+        except GatewayError as exc:
+            report.error = exc.detail
+            _LOGGER.warning("Polling target %s failed: %s", name, exc.detail)
+        return report
+
+    def _poll_pipelines(self, target: DataFactoryTarget | SynapseTarget, runs: list[Run],
+                        report: TargetReport, deadline: float | None) -> None:
+        service = self._context.pipelines(target)
+        now = self._now()
+        query = RunQuery(updated_after=min(r.created_at for r in runs) - WINDOW_SKEW,
+                         updated_before=now + WINDOW_SKEW,
+                         pipelines=sorted({r.pipeline for r in runs}))
+        upstream = {run.run_id: run for run in service.query_runs(query)}
+        claimed = {r.upstream_run_id for r in runs if r.upstream_run_id}
+
+        def work(run: Run) -> None:
+            if deadline is not None and time.monotonic() > deadline:
+                report.skipped += 1
+                return
+            try:
+                self._advance(run, target, service, upstream, claimed, report, now)
+            except ConcurrentUpdate:
+                report.skipped += 1  # someone else moved it; the next tick sees their version
+            except GatewayError as exc:
+                report.skipped += 1
+                _LOGGER.warning("Run %s not advanced this tick: %s", run.id, exc.detail)
+
+        # Reconciliation claims upstream runs, so it goes first and alone.
+        pending = [r for r in runs if r.upstream_run_id is None]
+        for run in pending:
+            work(run)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(work, [r for r in runs if r.upstream_run_id is not None]))
+
+    def _advance(self, run: Run, target: DataFactoryTarget | SynapseTarget, service: PipelineService,
+                 upstream: dict[str, PipelineRun], claimed: set[str], report: TargetReport,
+                 now: datetime) -> None:
+        registry = self._context.registry
+        if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
+            run = self._reconcile(run, upstream.values(), claimed, now)
+            if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
+                return
+        if run.upstream_run_id is not None and run.status not in RunStatus.TERMINAL:
+            observed = upstream.get(run.upstream_run_id)
+            if observed is None:
+                report.single_gets += 1
+                try:
+                    observed = service.get_run(run.upstream_run_id)
+                except UpstreamNotFound:
+                    observed = None
+            if observed is not None:
+                changed = _apply(run, observed)
+                if changed is not run:
+                    run = registry.save(changed, keep_live=True)
+                    report.updated += 1
+        kind = self._alert_kind(run, target, now)
+        if kind is not None:
+            self._alert(run, kind, target, service)
+            report.alerts += 1
+            if kind == AlertKind.OVERDUE:
+                return
+        elif run.terminal:
+            registry.save(run, keep_live=False)
+        if run.terminal:
+            report.finished += 1
+
+    def _reconcile(self, run: Run, candidates: Iterable[PipelineRun], claimed: set[str],
+                   now: datetime) -> Run:
+        """Finds the upstream run a lost create answer started, or gives up after a while."""
+        age = now - run.created_at
+        if age < self._submit_grace:
+            return run
+        matches = sorted(
+            (c for c in candidates
+             if c.pipeline == run.pipeline and c.run_id not in claimed
+             and c.run_start is not None and c.run_start >= run.created_at - WINDOW_SKEW
+             and _same_parameters(c.parameters, run.parameters)),
+            key=lambda c: c.run_start or now)
+        registry = self._context.registry
+        if matches:
+            found = matches[0]
+            claimed.add(found.run_id)
+            _LOGGER.info("Reconciled run %s with upstream run %s", run.id, found.run_id)
+            return registry.save(_apply(run.evolve(upstream_run_id=found.run_id), found), keep_live=True)
+        if age >= self._unknown_after:
+            _LOGGER.warning("Run %s was never found in Azure; marking it Unknown", run.id)
+            return registry.save(run.evolve(
+                status=RunStatus.UNKNOWN,
+                message=f"No run of {run.pipeline} matching this request appeared in Azure within "
+                        f"{int(age.total_seconds() // 60)} minutes of the start request."),
+                keep_live=True)
+        return run
+
+    def _alert_kind(self, run: Run, target: DataFactoryTarget | SynapseTarget, now: datetime) -> str | None:
+        if run.alerted_at is not None:
+            return None
+        if run.status == RunStatus.FAILED:
+            return AlertKind.FAILED
+        if run.status == RunStatus.UNKNOWN:
+            return AlertKind.UNKNOWN
+        if run.status == RunStatus.CANCELLED and self._context.catalog.alerts_on_cancel(target):
+            return AlertKind.CANCELLED
+        if (run.in_flight and run.max_duration_minutes and run.overdue_alerted_at is None
+                and now - (run.run_start or run.created_at) > timedelta(minutes=run.max_duration_minutes)):
+            return AlertKind.OVERDUE
+        return None
+
+    def _alert(self, run: Run, kind: str, target: DataFactoryTarget | SynapseTarget,
+               service: PipelineService) -> None:
+        """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
+        registry = self._context.registry
+        identifier = alert_id(run, kind)
+        if run.alert_id != identifier:
+            run = registry.save(run.evolve(alert_id=identifier), keep_live=True)
+        failed = []
+        if kind == AlertKind.FAILED and run.upstream_run_id:
+            start = (run.run_start or run.created_at) - WINDOW_SKEW
+            end = (run.run_end or self._now()) + WINDOW_SKEW
+            activities = service.query_activity_runs(run.pipeline, run.upstream_run_id, start, end)
+            failed = [a for a in activities if a.status == PipelineRunStatus.FAILED]
+        history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=6)
+        previous = [r for r in history if r.id != run.id and r.created_at < run.created_at][:5]
+        now = self._now()
+        message = build_alert(run, kind, target=target, failed_activities=failed, history=previous,
+                              settings=self._context.settings, now=now)
+        self._context.alerts.send(message)
+        _LOGGER.warning("Alert %s: %s", identifier, message["summary"])
+        if kind == AlertKind.OVERDUE:
+            registry.save(run.evolve(overdue_alerted_at=now, alert_id=None), keep_live=True)
+        else:
+            registry.save(run.evolve(alerted_at=now), keep_live=False)
+
+
+def _apply(run: Run, observed: PipelineRun) -> Run:
+    """The record updated with what Azure reports; the same object when nothing changed."""
+    status = observed.status if observed.status in RunStatus.ALL else run.status
+    changes = {
+        "status": status,
+        "upstream_status": observed.status,
+        "message": observed.message if observed.message or status == RunStatus.SUCCEEDED else run.message,
+        "run_start": observed.run_start or run.run_start,
+        "run_end": observed.run_end,
+        "duration_ms": observed.duration_ms,
+    }
+    if all(getattr(run, key) == value for key, value in changes.items()):
+        return run
+    return run.evolve(**changes)
+
+
+def _same_parameters(upstream: Mapping[str, str], ours: Mapping[str, object]) -> bool:
+    """ADF reports parameter values as strings (JSON-encoded when not strings)."""
+    expected = {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in ours.items()}
+    return all(upstream.get(k) == v or _loose_equal(upstream.get(k), v) for k, v in expected.items())
+
+
+def _loose_equal(left: object, right: str) -> bool:
+    try:
+        return isinstance(left, str) and json.loads(left) == json.loads(right)
+    except ValueError:
+        return False

@@ -1,0 +1,75 @@
+"""Storage queues the gateway writes: failure alerts for on-call, and per-target poll work.
+
+Messages are base64 text, which is what a Functions queue trigger decodes by default, and never
+expire (``time_to_live=-1``): an alert nobody has read yet must not vanish after seven days.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import ConfigurationError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.storage.queue import QueueClient
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@contextmanager
+def _queue_errors(action: str) -> Iterator[None]:
+    from azure.core.exceptions import AzureError
+
+    try:
+        yield
+    except AzureError as exc:
+        _LOGGER.warning("Queue failed to %s: %s", action, type(exc).__name__)
+        raise StorageUnavailable(f"The queue could not {action}; try again shortly.") from exc
+
+
+class JsonQueue:
+    def __init__(self, client: QueueClient) -> None:
+        self._client = client
+
+    @property
+    def name(self) -> str:
+        return str(self._client.queue_name)
+
+    @classmethod
+    def connect(cls, *, queue_name: str, endpoint: str | None, connection_string: str | None,
+                credential: TokenCredential) -> JsonQueue:
+        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
+        if endpoint:
+            client = QueueClient(account_url=endpoint, queue_name=queue_name, credential=credential,
+                                 message_encode_policy=encode, message_decode_policy=decode)
+        elif connection_string:
+            client = QueueClient.from_connection_string(connection_string, queue_name,
+                                                        message_encode_policy=encode,
+                                                        message_decode_policy=decode)
+        else:
+            raise ConfigurationError("No queue endpoint: set GATEWAY_STORAGE__queueServiceUri "
+                                     "(identity-based) or GATEWAY_STORAGE (connection string).")
+        return cls(client)
+
+    def ensure_queue(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        with _queue_errors("be created"), suppress(ResourceExistsError):
+            self._client.create_queue()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with _queue_errors("accept the message"):
+            self._client.send_message(json.dumps(message, separators=(",", ":")), time_to_live=-1)
+
+    def peek(self, limit: int = 32) -> list[dict[str, Any]]:
+        """Messages waiting, without taking them (the Storage API shows at most 32)."""
+        with _queue_errors("be read"):
+            messages = self._client.peek_messages(max_messages=min(limit, 32))
+        return [json.loads(message.content) for message in messages]
