@@ -1,0 +1,388 @@
+"""What the emulator pretends exists: tenant, identity, factories, workspaces, pipelines, pools.
+
+The configuration is declarative so the same file drives the CLI (``--config FILE.json``) and the
+in-process API (``Emulator(EmulatorConfig(...))``). JSON format (every key optional except names;
+omitted keys take the defaults of the dataclasses below)::
+
+    {
+      "tenant_id": "<uuid>",
+      "identity": {"client_id": "<uuid>", "principal_id": "<uuid>", "name": "id-pipeline-gateway",
+                   "subscription_id": "<uuid>", "resource_group": "rg-gateway"},
+      "token_lifetime_s": 86400,
+      "page_size": 100,
+      "factories": [
+        {"name": "contoso-adf", "subscription_id": "<uuid>", "resource_group": "rg-data",
+         "location": "West Europe", "tags": {"env": "dev"},
+         "pipelines": [
+           {"name": "copy_sales", "outcome": "Failed", "queue_s": 1, "duration_s": 3,
+            "recover_on_rerun": true,
+            "activities": [{"name": "CopySales", "type": "Copy"},
+                           {"name": "RunChild", "type": "ExecutePipeline", "pipeline": "daily_load"}],
+            "failure": {"activity": "CopySales", "error_code": "2200", "failure_type": "UserError",
+                        "message": "ErrorCode=SqlFailedToConnect,..."}}]}],
+      "workspaces": [
+        {"name": "contoso-syn", "subscription_id": "<uuid>", "resource_group": "rg-synapse",
+         "location": "westeurope", "pipelines": [...same as above...],
+         "spark_pools": [{"name": "small", "node_size": "Small", "node_count": 3, "queue_s": 1,
+                          "startup_s": 1, "duration_s": 3, "outcome": "Succeeded"}]}]
+    }
+
+Timelines: a pipeline run is ``Queued`` for ``queue_s`` then ``InProgress`` while its activities run
+one after another (``duration_s`` shared equally; an ``ExecutePipeline`` activity lasts as long as
+its child run), then ``Succeeded`` or ``Failed`` at the failing activity. A Spark batch is
+``not_started`` for ``queue_s``, ``starting`` for ``startup_s``, ``running`` for ``duration_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+_T = TypeVar("_T")
+Outcome = Literal["Succeeded", "Failed"]
+OUTCOMES: tuple[str, ...] = ("Succeeded", "Failed")
+
+# The ADF spec's name rules (rest-contracts §1); Synapse artifacts use the same pipeline rule.
+PIPELINE_NAME = re.compile(r"^[A-Za-z0-9_][^<>*#.%&:\\+?/]*$")
+FACTORY_NAME = re.compile(r"^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$")
+RESOURCE_GROUP_NAME = re.compile(r"^[-\w\._\(\)]+$")
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,48}[A-Za-z0-9])?$")
+SPARK_POOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,14}$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+SAMPLE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str, max_len: int) -> None:
+    if not pattern.match(value) or len(value) > max_len:
+        raise ValueError(f"{what} {value!r} breaks Azure's naming rule {pattern.pattern}")
+
+
+@dataclass(frozen=True)
+class ActivitySpec:
+    """One activity of a pipeline; ``pipeline`` names the child of an ``ExecutePipeline`` activity."""
+
+    name: str
+    type: str = "Copy"
+    pipeline: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.type == "ExecutePipeline") != (self.pipeline is not None):
+            raise ValueError(f"activity {self.name!r}: 'pipeline' goes with type ExecutePipeline only")
+
+
+@dataclass(frozen=True)
+class FailureSpec:
+    """How a failing pipeline fails: the activity and the error ADF reports for it."""
+
+    activity: str
+    error_code: str = "2200"
+    message: str = "Failure happened on 'Sink' side."
+    failure_type: str = "UserError"
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    outcome: Outcome = "Succeeded"
+    queue_s: float = 1.0
+    duration_s: float = 3.0
+    activities: Sequence[ActivitySpec] = ()
+    failure: FailureSpec | None = None
+    recover_on_rerun: bool = True
+
+    def __post_init__(self) -> None:
+        _check(PIPELINE_NAME, self.name, "pipeline name", 260)
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"pipeline {self.name!r}: outcome must be one of {OUTCOMES}")
+        if self.queue_s < 0 or self.duration_s < 0:
+            raise ValueError(f"pipeline {self.name!r}: durations cannot be negative")
+        activities = tuple(self.activities) or (ActivitySpec(self.failure.activity if self.failure else "Run"),)
+        failure = self.failure
+        if self.outcome == "Failed" and failure is None:
+            failure = FailureSpec(activities[-1].name)
+        if failure is not None and failure.activity not in {a.name for a in activities}:
+            raise ValueError(f"pipeline {self.name!r}: failing activity {failure.activity!r} is not declared")
+        if len({a.name for a in activities}) != len(activities):
+            raise ValueError(f"pipeline {self.name!r}: activity names must be unique")
+        object.__setattr__(self, "activities", activities)
+        object.__setattr__(self, "failure", failure if self.outcome == "Failed" else None)
+
+
+@dataclass(frozen=True)
+class SparkPoolSpec:
+    """A Spark pool and how its batches behave.
+
+    A batch fails when its ``file`` contains ``fail`` (any case) or its ``conf`` sets
+    ``spark.emulator.outcome`` to ``Failed``; ``Succeeded`` there forces success; otherwise
+    ``outcome`` decides.
+    """
+
+    name: str
+    node_size: str = "Small"
+    node_count: int = 3
+    spark_version: str = "3.4"
+    queue_s: float = 1.0
+    startup_s: float = 1.0
+    duration_s: float = 3.0
+    outcome: Outcome = "Succeeded"
+
+    def __post_init__(self) -> None:
+        _check(SPARK_POOL_NAME, self.name, "Spark pool name", 15)
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"Spark pool {self.name!r}: outcome must be one of {OUTCOMES}")
+
+
+@dataclass(frozen=True)
+class FactorySpec:
+    name: str
+    subscription_id: str = SAMPLE_SUBSCRIPTION
+    resource_group: str = "rg-data"
+    location: str = "West Europe"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    pipelines: Sequence[PipelineSpec] = ()
+
+    def __post_init__(self) -> None:
+        _check(FACTORY_NAME, self.name, "factory name", 63)
+        _check(RESOURCE_GROUP_NAME, self.resource_group, "resource group name", 90)
+        _check(GUID, self.subscription_id, "subscription id", 36)
+        object.__setattr__(self, "pipelines", _unique(self.pipelines, f"factory {self.name!r}"))
+        object.__setattr__(self, "tags", dict(self.tags))
+
+
+@dataclass(frozen=True)
+class WorkspaceSpec:
+    name: str
+    subscription_id: str = SAMPLE_SUBSCRIPTION
+    resource_group: str = "rg-synapse"
+    location: str = "westeurope"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    pipelines: Sequence[PipelineSpec] = ()
+    spark_pools: Sequence[SparkPoolSpec] = ()
+
+    def __post_init__(self) -> None:
+        _check(WORKSPACE_NAME, self.name, "workspace name", 50)
+        _check(RESOURCE_GROUP_NAME, self.resource_group, "resource group name", 90)
+        _check(GUID, self.subscription_id, "subscription id", 36)
+        object.__setattr__(self, "pipelines", _unique(self.pipelines, f"workspace {self.name!r}"))
+        pools = tuple(self.spark_pools)
+        if len({p.name.lower() for p in pools}) != len(pools):
+            raise ValueError(f"workspace {self.name!r}: Spark pool names must be unique")
+        object.__setattr__(self, "spark_pools", pools)
+        object.__setattr__(self, "tags", dict(self.tags))
+
+
+@dataclass(frozen=True)
+class IdentitySpec:
+    """The user-assigned managed identity the function app runs as."""
+
+    client_id: str = "7d2a3b5c-0f4e-4c1a-9b8e-2f6d1c3a4b5e"
+    principal_id: str = "a3f1c2d4-5b6e-4f70-8a9b-0c1d2e3f4a5b"
+    name: str = "id-pipeline-gateway"
+    subscription_id: str = SAMPLE_SUBSCRIPTION
+    resource_group: str = "rg-gateway"
+
+    def __post_init__(self) -> None:
+        _check(GUID, self.client_id, "client id", 36)
+        _check(GUID, self.principal_id, "principal id", 36)
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourcegroups/{self.resource_group}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{self.name}"
+        )
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    tenant_id: str = "3b1f9c2e-8d4a-4e6b-9f7c-5a2d1e0b8c4f"
+    identity: IdentitySpec = field(default_factory=IdentitySpec)
+    factories: Sequence[FactorySpec] = ()
+    workspaces: Sequence[WorkspaceSpec] = ()
+    token_lifetime_s: int = 24 * 3600
+    page_size: int = 100
+
+    def __post_init__(self) -> None:
+        _check(GUID, self.tenant_id, "tenant id", 36)
+        if self.token_lifetime_s < 60:
+            raise ValueError("token_lifetime_s must be at least 60 seconds")
+        if not 1 <= self.page_size <= 1000:
+            raise ValueError("page_size must be between 1 and 1000")
+        factories, workspaces = tuple(self.factories), tuple(self.workspaces)
+        _unique_names(((f.subscription_id, f.resource_group, f.name) for f in factories), "factory")
+        _unique_names(((w.name,) for w in workspaces), "workspace")
+        object.__setattr__(self, "factories", factories)
+        object.__setattr__(self, "workspaces", workspaces)
+        for owner, pipelines in [(f.name, f.pipelines) for f in factories] + [
+            (w.name, w.pipelines) for w in workspaces
+        ]:
+            names = {p.name.lower() for p in pipelines}
+            for pipeline in pipelines:
+                for activity in pipeline.activities:
+                    if activity.pipeline is not None and activity.pipeline.lower() not in names:
+                        raise ValueError(
+                            f"{owner}/{pipeline.name}: activity {activity.name!r} runs unknown pipeline "
+                            f"{activity.pipeline!r}"
+                        )
+
+    @classmethod
+    def default(cls) -> EmulatorConfig:
+        """The sample estate used by ``make emulator``, the demo and the tests."""
+        return cls(factories=(SAMPLE_FACTORY,), workspaces=(SAMPLE_WORKSPACE,))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EmulatorConfig:
+        return _build(cls, data)
+
+    @classmethod
+    def load(cls, path: Path) -> EmulatorConfig:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+def _unique(pipelines: Sequence[PipelineSpec], owner: str) -> tuple[PipelineSpec, ...]:
+    result = tuple(pipelines)
+    _unique_names(((p.name.lower(),) for p in result), f"{owner} pipeline")
+    return result
+
+
+def _unique_names(keys: Any, what: str) -> None:
+    seen: set[tuple[str, ...]] = set()
+    for key in keys:
+        folded = tuple(part.lower() for part in key)
+        if folded in seen:
+            raise ValueError(f"duplicate {what} {'/'.join(key)!r}")
+        seen.add(folded)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# Nested types per field, so JSON maps onto the dataclasses without a schema library.
+_NESTED: dict[type, dict[str, tuple[type, bool]]] = {
+    EmulatorConfig: {
+        "identity": (IdentitySpec, False),
+        "factories": (FactorySpec, True),
+        "workspaces": (WorkspaceSpec, True),
+    },
+    FactorySpec: {"pipelines": (PipelineSpec, True)},
+    WorkspaceSpec: {"pipelines": (PipelineSpec, True), "spark_pools": (SparkPoolSpec, True)},
+    PipelineSpec: {"activities": (ActivitySpec, True), "failure": (FailureSpec, False)},
+}
+
+
+def _build(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        nested = _NESTED.get(cls, {}).get(key)
+        if nested is None or value is None:
+            kwargs[key] = value
+        elif nested[1]:
+            kwargs[key] = tuple(_build(nested[0], item) for item in value)
+        else:
+            kwargs[key] = _build(nested[0], value)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{cls.__name__}: {exc}") from exc
+
+
+SQL_CONNECT_FAILURE = (
+    "ErrorCode=SqlFailedToConnect,'Type=Microsoft.DataTransfer.Common.Shared.HybridDeliveryException,"
+    "Message=Cannot connect to SQL Database: 'sales-db.database.windows.net', Database: 'sales', "
+    "User: ''. Check the linked service configuration is correct, and make sure the SQL Database "
+    "firewall allows the integration runtime to access.,Source=Microsoft.DataTransfer.ClientLibrary,'"
+)
+
+SAMPLE_FACTORY = FactorySpec(
+    name="contoso-adf",
+    resource_group="rg-data",
+    tags={"env": "dev", "owner": "data-platform"},
+    pipelines=(
+        PipelineSpec(
+            "daily_load",
+            activities=(
+                ActivitySpec("LookupWatermark", "Lookup"),
+                ActivitySpec("CopyOrders", "Copy"),
+                ActivitySpec("MergeOrders", "SqlServerStoredProcedure"),
+            ),
+        ),
+        PipelineSpec(
+            "copy_sales",
+            outcome="Failed",
+            activities=(
+                ActivitySpec("CheckSource", "GetMetadata"),
+                ActivitySpec("CopySales", "Copy"),
+                ActivitySpec("ArchiveSales", "Copy"),
+            ),
+            failure=FailureSpec("CopySales", "2200", SQL_CONNECT_FAILURE, "UserError"),
+        ),
+        PipelineSpec("ingest_orders", activities=(ActivitySpec("CopyOrdersToLake", "Copy"),)),
+        PipelineSpec("ingest_customers", activities=(ActivitySpec("CopyCustomersToLake", "Copy"),)),
+        PipelineSpec(
+            "nightly_master",
+            queue_s=0.5,
+            duration_s=1.0,
+            activities=(
+                ActivitySpec("RunDailyLoad", "ExecutePipeline", pipeline="daily_load"),
+                ActivitySpec("Cooldown", "Wait"),
+            ),
+        ),
+    ),
+)
+
+SAMPLE_WORKSPACE = WorkspaceSpec(
+    name="contoso-syn",
+    resource_group="rg-synapse",
+    pipelines=(
+        PipelineSpec(
+            "refresh_lake",
+            activities=(
+                ActivitySpec("RefreshBronze", "SynapseNotebook"),
+                ActivitySpec("RefreshSilver", "SynapseNotebook"),
+            ),
+        ),
+        PipelineSpec(
+            "build_marts",
+            outcome="Failed",
+            activities=(
+                ActivitySpec("LoadDimensions", "SynapseNotebook"),
+                ActivitySpec("BuildSalesMart", "SynapseNotebook"),
+            ),
+            failure=FailureSpec(
+                "BuildSalesMart",
+                "6002",
+                "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view `silver`.`sales_orders` "
+                "cannot be found. Verify the spelling and correctness of the schema and catalog.",
+                "UserError",
+            ),
+        ),
+    ),
+    spark_pools=(
+        SparkPoolSpec("small", node_size="Small", node_count=3),
+        SparkPoolSpec("large", node_size="Large", node_count=10, startup_s=2.0),
+    ),
+)
+
+
+def pipeline_summary(pipelines: Sequence[PipelineSpec]) -> list[dict[str, str]]:
+    """The ``pipelines`` entries of the info file."""
+    return [{"name": p.name, "outcome": cast(str, p.outcome)} for p in pipelines]
