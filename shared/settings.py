@@ -43,7 +43,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Base of the Synapse Studio links put in runs and alerts."),
     Setting("GATEWAY_PUBLIC_BASE_URL", None,
             "Base URL callers use (the APIM gateway URL plus API path). Unset: taken from the request."),
-    Setting("GATEWAY_MAX_BODY_BYTES", "65536", "Largest request body accepted, in bytes."),
+    Setting("GATEWAY_MAX_BODY_BYTES", "32768", "Largest request body accepted, in bytes."),
     Setting("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "5", "Seconds to connect to an Azure API."),
     Setting("GATEWAY_UPSTREAM_READ_TIMEOUT", "30", "Seconds to wait for an Azure API's answer."),
     Setting("GATEWAY_STORAGE__tableServiceUri", None,
