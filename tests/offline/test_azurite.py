@@ -116,9 +116,7 @@ def test_an_expired_token_is_refused(
         list(client.list_tables())
 
 
-def test_restart_keeps_ports_and_data(
-    own_azurite: Azurite, tls_files: TlsFiles, storage_credential: object
-) -> None:
+def test_restart_keeps_ports_and_data(own_azurite: Azurite, tls_files: TlsFiles, storage_credential: object) -> None:
     service = tables(own_azurite, tls_files, storage_credential)
     service.create_table("runs").upsert_entity({"PartitionKey": "p", "RowKey": "r", "n": 7})
     alerts = queue(own_azurite, tls_files, storage_credential, "alerts")
