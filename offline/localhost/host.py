@@ -129,10 +129,10 @@ class LocalHost:
         if self._server is not None:
             return
         runners = self._trigger_runners()
+        server = LocalHttpServer(self._address, self._dispatcher, self._max_body_bytes, self._verbose)
+        self._server = server
         self._stopping.clear()
         self._invoke.start()
-        self._server = LocalHttpServer(self._address, self._dispatcher, self._max_body_bytes, self._verbose)
-        server = self._server
         self._threads = [
             threading.Thread(target=lambda: server.serve_forever(SHUTDOWN_POLL), name="localhost-http", daemon=True)
         ]
@@ -142,7 +142,8 @@ class LocalHost:
         logger.info("local Functions host on %s (%d functions)", self.api_url, len(self.functions))
 
     def stop(self) -> None:
-        """Stops accepting, ends kept-alive connections, lets running functions finish (up to a timeout)."""
+        """Stops accepting, ends kept-alive connections, lets running timer and queue functions finish
+        (up to a timeout)."""
         server, self._server = self._server, None
         if server is None:
             return
