@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any
 
+from shared.functions_index import registered_functions
 from shared.models import StartRunRequest
 from shared.runs import RunStatus
 
@@ -182,7 +183,7 @@ def _path(route: str) -> str:
 
 def build(app: Any) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for function in app.get_functions():
+    for function in registered_functions(app):
         name = function.get_function_name()
         trigger = next((b for b in json.loads(function.get_function_json())["bindings"]
                         if b["type"] == "httpTrigger"), None)
