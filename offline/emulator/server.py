@@ -224,7 +224,7 @@ def fault_error(fault: Fault) -> ApiError:
         code, message = phrase.replace(" ", "").replace("-", ""), f"{phrase} (injected fault)."
     headers = {}
     if fault.retry_after is not None:
-        headers["Retry-After"] = str(int(fault.retry_after) if fault.retry_after.is_integer() else fault.retry_after)
+        headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after)
     return ApiError(fault.status, fault.code or code, fault.message or message, headers=headers)
 
 
