@@ -57,8 +57,8 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 SAMPLE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 
 
-def _check(pattern: re.Pattern[str], value: str, what: str, max_len: int) -> None:
-    if not pattern.match(value) or len(value) > max_len:
+def _check(pattern: re.Pattern[str], value: str, what: str, max_len: int, min_len: int = 1) -> None:
+    if not pattern.match(value) or not min_len <= len(value) <= max_len:
         raise ValueError(f"{what} {value!r} breaks Azure's naming rule {pattern.pattern}")
 
 
@@ -147,7 +147,7 @@ class FactorySpec:
     pipelines: Sequence[PipelineSpec] = ()
 
     def __post_init__(self) -> None:
-        _check(FACTORY_NAME, self.name, "factory name", 63)
+        _check(FACTORY_NAME, self.name, "factory name", 63, 3)
         _check(RESOURCE_GROUP_NAME, self.resource_group, "resource group name", 90)
         _check(GUID, self.subscription_id, "subscription id", 36)
         object.__setattr__(self, "pipelines", _unique(self.pipelines, f"factory {self.name!r}"))

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -73,11 +74,14 @@ class TokenAuthority:
         """A token for ``resource`` (used verbatim as ``aud``) and its expiry in epoch seconds."""
         now = int(self.clock.now())
         expires = now + self.lifetime_s
+        # Azurite checks nbf against the real clock; once tests move emulated time forward, a token
+        # issued "now" would not be valid there yet, so it is dated from the earlier of the two clocks.
+        issued = min(now, int(time.time()))
         claims = {
             "aud": resource,
             "iss": self.issuer,
-            "iat": now,
-            "nbf": now,
+            "iat": issued,
+            "nbf": issued,
             "exp": expires,
             "aio": secrets.token_urlsafe(16),
             "appid": self.identity.client_id,
