@@ -10,11 +10,13 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import azure.functions as func
 import pytest
 
+from offline.emulator import ActivitySpec, EmulatorConfig, PipelineSpec
 from offline.stack import OfflineStack
 from shared.context import AppContext, set_app_context
 from shared.functions_index import user_function
@@ -22,9 +24,18 @@ from shared.identity import reset_token_provider
 from shared.settings import Settings
 
 
+def integration_config() -> EmulatorConfig:
+    """The sample estate, plus a pipeline that runs for an hour (overdue and cancel tests)."""
+    sample = EmulatorConfig.default()
+    factory = sample.factories[0]
+    long_running = PipelineSpec("long_running", queue_s=5, duration_s=3600,
+                                activities=(ActivitySpec("WaitForPartner", "Until"),))
+    return replace(sample, factories=(replace(factory, pipelines=(*factory.pipelines, long_running)),))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineStack]:
-    with OfflineStack(tmp_path_factory.mktemp("stack")) as started:
+    with OfflineStack(tmp_path_factory.mktemp("stack"), emulator_config=integration_config()) as started:
         started.apply_environment()
         reset_token_provider()
         yield started
