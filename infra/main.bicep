@@ -1,0 +1,462 @@
+// Pipeline Gateway: everything `azd up` provisions.
+//
+//   resource group rg-<env>
+//   ├─ user-assigned identity id-gw-*     the gateway's only credential (ADF, Synapse, Storage)
+//   ├─ user-assigned identity id-apim-*   API Management's identity (Easy Auth token, Key Vault, telemetry)
+//   ├─ storage account st*                shared key disabled; runs table, alert + poll queues, package
+//   ├─ Log Analytics + Application Insights (local auth disabled)
+//   ├─ Flex Consumption plan + function app (Python 3.11)
+//   ├─ API Management (Consumption | StandardV2): API from openapi.json, products, policies
+//   ├─ Key Vault                          only with backendAuth = functionKey
+//   └─ VNet, private endpoints, DNS zones only with enablePrivateNetworking = true
+//   Entra app registration (Graph)        only with backendAuth = easyAuth and no backendAppClientId
+//   Role assignments on each listed factory / workspace, in their own resource groups.
+//   Synapse RBAC (data plane) is assigned after provisioning by infra/hooks/postprovision.sh.
+targetScope = 'subscription'
+
+// ---- Environment ------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; resource names derive a unique token from it.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource. It must offer Flex Consumption: az functionapp list-flexconsumption-locations')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Tags added to every resource.')
+param tags object = {}
+
+// ---- API Management ---------------------------------------------------------------------------
+
+@description('API Management tier: Consumption (default, pay per call) or StandardV2.')
+@allowed([
+  'Consumption'
+  'StandardV2'
+])
+param apimSku string = 'Consumption'
+
+@description('How API Management authenticates to the function app: easyAuth (managed identity + App Service Authentication, default) or functionKey (host key from Key Vault).')
+@allowed([
+  'easyAuth'
+  'functionKey'
+])
+param backendAuth string = 'easyAuth'
+
+@description('easyAuth: client id of an existing app registration for the API. Empty: one is created (needs permission to create app registrations).')
+param backendAppClientId string = ''
+
+@description('E-mail address of the API publisher (API Management notifications).')
+@minLength(3)
+param apimPublisherEmail string
+
+@description('Name of the API publisher.')
+@minLength(1)
+param apimPublisherName string
+
+@description('Path of the API on the APIM gateway: https://<apim>.azure-api.net/<apiPath>/api/...')
+param apiPath string = 'pipeline-gateway'
+
+@description('Products callers subscribe to: [{ id, displayName, description?, rateLimitCalls, renewalPeriod (s, <= 300), quotaCalls, quotaRenewalPeriod (s), approvalRequired?, subscriptionsLimit? }]. The id is what the catalog\'s "products" lists.')
+@minLength(1)
+param apimProducts array
+
+// ---- Target catalog ---------------------------------------------------------------------------
+
+@description('Data factories: [{ name (catalog target), factoryName?, subscriptionId?, resourceGroup, pipelines: [name | glob | { match, maxDurationMinutes?, products? }] }].')
+param dataFactories array = []
+
+@description('Synapse workspaces: [{ name (catalog target), workspaceName?, subscriptionId?, resourceGroup, endpoint?, pipelines: [...], sparkPools: [name | { match, products? }] }].')
+param synapseWorkspaces array = []
+
+@description('Also alert when a run ends Cancelled.')
+param alertOnCancelled bool = false
+
+// ---- Gateway settings -------------------------------------------------------------------------
+
+param runsTableName string = 'gatewayruns'
+
+param alertQueueName string = 'pipeline-failures'
+
+param pollQueueName string = 'gateway-poll'
+
+@description('NCRONTAB schedule of the poller.')
+param pollSchedule string = '0 */1 * * * *'
+
+@description('true: the poller enqueues one message per target and a queue trigger polls each.')
+param pollFanout bool = false
+
+@description('Users or groups (object ids) allowed to read the run table and the alert queue (on-call CLI).')
+param onCallPrincipalIds array = []
+
+// ---- Hosting ----------------------------------------------------------------------------------
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSkuName string = 'Standard_ZRS'
+
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+// ---- Private networking -----------------------------------------------------------------------
+
+@description('Secure integration: VNet-integrated function app, private endpoints for Storage, the Synapse dev endpoints and the factories; Storage public access disabled.')
+param enablePrivateNetworking bool = false
+
+@description('Request the private endpoints to factories and workspaces for manual approval by their owners.')
+param privateEndpointManualApproval bool = false
+
+param vnetAddressPrefix string = '10.60.0.0/16'
+
+param appSubnetPrefix string = '10.60.1.0/24'
+
+param privateEndpointSubnetPrefix string = '10.60.2.0/24'
+
+// ---- Names ------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var allTags = union(tags, {
+  'azd-env-name': environmentName
+})
+var names = {
+  resourceGroup: 'rg-${environmentName}'
+  gatewayIdentity: 'id-gw-${resourceToken}'
+  apimIdentity: 'id-apim-${resourceToken}'
+  storage: 'st${resourceToken}'
+  logAnalytics: 'log-${resourceToken}'
+  appInsights: 'appi-${resourceToken}'
+  plan: 'plan-${resourceToken}'
+  functionApp: 'func-gw-${resourceToken}'
+  apim: 'apim-${resourceToken}'
+  keyVault: 'kv-gw-${resourceToken}'
+  vnet: 'vnet-${resourceToken}'
+  entraApp: 'pipeline-gateway-${environmentName}-${resourceToken}'
+}
+var deploymentContainerName = 'app-package-${take(names.functionApp, 32)}-${take(resourceToken, 7)}'
+var useEasyAuth = backendAuth == 'easyAuth'
+var createEntraApp = useEasyAuth && empty(backendAppClientId)
+
+// ---- Target catalog (GATEWAY_CATALOG), built from the parameters ------------------------------
+
+var dataFactoryTargets = [for factory in dataFactories: {
+  name: factory.name
+  kind: 'datafactory'
+  subscriptionId: contains(factory, 'subscriptionId') ? factory.subscriptionId : subscription().subscriptionId
+  resourceGroup: factory.resourceGroup
+  factoryName: contains(factory, 'factoryName') ? factory.factoryName : factory.name
+  pipelines: contains(factory, 'pipelines') ? factory.pipelines : []
+}]
+
+var synapseTargets = [for workspace in synapseWorkspaces: {
+  name: workspace.name
+  kind: 'synapse'
+  workspaceName: contains(workspace, 'workspaceName') ? workspace.workspaceName : workspace.name
+  endpoint: contains(workspace, 'endpoint') ? workspace.endpoint : 'https://${contains(workspace, 'workspaceName') ? workspace.workspaceName : workspace.name}.dev.azuresynapse.net'
+  subscriptionId: contains(workspace, 'subscriptionId') ? workspace.subscriptionId : subscription().subscriptionId
+  resourceGroup: workspace.resourceGroup
+  pipelines: contains(workspace, 'pipelines') ? workspace.pipelines : []
+  sparkPools: contains(workspace, 'sparkPools') ? workspace.sparkPools : []
+}]
+
+var catalog = {
+  targets: concat(dataFactoryTargets, synapseTargets)
+  alertOnCancelled: alertOnCancelled
+}
+
+var dataFactoryIds = [for target in dataFactoryTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.DataFactory/factories/${target.factoryName}']
+var synapseWorkspaceIds = [for target in synapseTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.Synapse/workspaces/${target.workspaceName}']
+
+// Input of the postprovision hook: one entry per workspace, "name|hasPipelines|base64(sparkPools JSON)".
+var synapseRbacEntries = [for target in synapseTargets: '${target.workspaceName}|${length(target.pipelines) > 0 ? '1' : '0'}|${base64(string(target.sparkPools))}']
+
+// ---- Resources --------------------------------------------------------------------------------
+
+resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
+  name: names.resourceGroup
+  location: location
+  tags: allTags
+}
+
+module gatewayIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'gateway-identity'
+  scope: rg
+  params: {
+    name: names.gatewayIdentity
+    location: location
+    tags: allTags
+  }
+}
+
+module apimIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'apim-identity'
+  scope: rg
+  params: {
+    name: names.apimIdentity
+    location: location
+    tags: allTags
+  }
+}
+
+module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.11.1' = {
+  name: 'log-analytics'
+  scope: rg
+  params: {
+    name: names.logAnalytics
+    location: location
+    tags: allTags
+    dataRetention: logRetentionInDays
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    name: names.appInsights
+    location: location
+    tags: allTags
+    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
+  }
+}
+
+module network 'modules/network.bicep' = if (enablePrivateNetworking) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: names.vnet
+    location: location
+    tags: allTags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: names.storage
+    location: location
+    tags: allTags
+    skuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+    tableNames: [
+      runsTableName
+    ]
+    queueNames: [
+      alertQueueName
+      pollQueueName
+    ]
+    enablePrivateNetworking: enablePrivateNetworking
+    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.name
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
+    apimPrincipalId: apimIdentity.outputs.principalId
+    onCallPrincipalIds: onCallPrincipalIds
+  }
+}
+
+module dataFactoryRbac 'modules/datafactory-rbac.bicep' = [for (target, i) in dataFactoryTargets: {
+  name: 'adf-rbac-${i}-${resourceToken}'
+  scope: resourceGroup(target.subscriptionId, target.resourceGroup)
+  params: {
+    factoryName: target.factoryName
+    principalId: gatewayIdentity.outputs.principalId
+  }
+}]
+
+module synapseRbac 'modules/synapse-rbac.bicep' = [for (target, i) in synapseTargets: {
+  name: 'synapse-rbac-${i}-${resourceToken}'
+  scope: resourceGroup(target.subscriptionId, target.resourceGroup)
+  params: {
+    workspaceName: target.workspaceName
+    principalId: gatewayIdentity.outputs.principalId
+  }
+}]
+
+module apimService 'modules/apim-service.bicep' = {
+  name: 'apim-service'
+  scope: rg
+  params: {
+    name: names.apim
+    location: location
+    tags: allTags
+    sku: apimSku
+    publisherEmail: apimPublisherEmail
+    publisherName: apimPublisherName
+    identityId: apimIdentity.outputs.resourceId
+  }
+}
+
+module entraApp 'modules/entra-app.bicep' = if (createEntraApp) {
+  name: 'entra-app'
+  scope: rg
+  params: {
+    uniqueName: names.entraApp
+    tags: [
+      'azd-env-name:${environmentName}'
+      'pipeline-gateway'
+    ]
+  }
+}
+
+var easyAuthClientId = useEasyAuth ? (createEntraApp ? entraApp.outputs.clientId : backendAppClientId) : ''
+
+module plan 'br/public:avm/res/web/serverfarm:0.1.1' = {
+  name: 'plan'
+  scope: rg
+  params: {
+    name: names.plan
+    sku: {
+      name: 'FC1'
+      tier: 'FlexConsumption'
+    }
+    reserved: true
+    location: location
+    tags: allTags
+  }
+}
+
+// Settings the app reads (shared/settings.py); storage and identity wiring is added in the module.
+var gatewaySettings = {
+  GATEWAY_CATALOG: string(catalog)
+  GATEWAY_RUNS_TABLE: runsTableName
+  GATEWAY_ALERT_QUEUE: alertQueueName
+  GATEWAY_POLL_QUEUE: pollQueueName
+  GATEWAY_POLL_SCHEDULE: pollSchedule
+  GATEWAY_POLL_FANOUT: pollFanout ? 'true' : 'false'
+  GATEWAY_PUBLIC_BASE_URL: '${apimService.outputs.gatewayUrl}/${apiPath}'
+  // Easy Auth is the gate in easyAuth mode (functions anonymous); otherwise the function key is.
+  GATEWAY_HTTP_AUTH_LEVEL: useEasyAuth ? 'anonymous' : 'function'
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    name: names.functionApp
+    location: location
+    tags: allTags
+    planId: plan.outputs.resourceId
+    identityId: gatewayIdentity.outputs.resourceId
+    identityClientId: gatewayIdentity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
+    pythonVersion: '3.11'
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    gatewaySettings: gatewaySettings
+    virtualNetworkSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
+    enableEasyAuth: useEasyAuth
+    easyAuthClientId: easyAuthClientId
+    apimIdentityClientId: apimIdentity.outputs.clientId
+    apimIdentityPrincipalId: apimIdentity.outputs.principalId
+  }
+  dependsOn: [
+    rbac
+  ]
+}
+
+module functionKeyVault 'modules/function-key-vault.bicep' = if (!useEasyAuth) {
+  name: 'function-key-vault'
+  scope: rg
+  params: {
+    name: names.keyVault
+    location: location
+    tags: allTags
+    functionAppName: functionApp.outputs.name
+    apimPrincipalId: apimIdentity.outputs.principalId
+    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
+  }
+}
+
+module apimApi 'modules/apim-api.bicep' = {
+  name: 'apim-api'
+  scope: rg
+  params: {
+    apimName: apimService.outputs.name
+    apiPath: apiPath
+    functionAppHostName: functionApp.outputs.defaultHostName
+    functionAppId: functionApp.outputs.id
+    backendAuth: backendAuth
+    easyAuthClientId: easyAuthClientId
+    apimIdentityClientId: apimIdentity.outputs.clientId
+    functionKeySecretUri: useEasyAuth ? '' : functionKeyVault.outputs.functionKeySecretUri
+    applicationInsightsId: monitoring.outputs.id
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    products: apimProducts
+  }
+  dependsOn: [
+    rbac
+  ]
+}
+
+module privateEndpoints 'modules/private-endpoints.bicep' = if (enablePrivateNetworking) {
+  name: 'private-endpoints'
+  scope: rg
+  params: {
+    location: location
+    tags: allTags
+    virtualNetworkId: network.outputs.id
+    subnetId: network.outputs.privateEndpointSubnetId
+    storageAccountId: storage.outputs.id
+    storageAccountName: storage.outputs.name
+    dataFactoryIds: dataFactoryIds
+    synapseWorkspaceIds: synapseWorkspaceIds
+    manualApproval: privateEndpointManualApproval
+  }
+}
+
+// ---- Outputs (azd stores them in .azure/<env>/.env; the hook reads some) ------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output API_BASE_URL string = '${apimService.outputs.gatewayUrl}/${apiPath}'
+output APIM_NAME string = apimService.outputs.name
+output APIM_GATEWAY_URL string = apimService.outputs.gatewayUrl
+output GATEWAY_BACKEND_AUTH string = backendAuth
+output GATEWAY_IDENTITY_CLIENT_ID string = gatewayIdentity.outputs.clientId
+output GATEWAY_IDENTITY_PRINCIPAL_ID string = gatewayIdentity.outputs.principalId
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output GATEWAY_STORAGE_TABLE_URI string = storage.outputs.tableEndpoint
+output GATEWAY_STORAGE_QUEUE_URI string = storage.outputs.queueEndpoint
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
+output SYNAPSE_RBAC_PLAN string = join(synapseRbacEntries, ';')
