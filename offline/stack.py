@@ -8,6 +8,7 @@ over HTTPS with bearer tokens (Azurite with OAuth), and certificate verification
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -126,10 +127,8 @@ Try:
 Ctrl+C stops everything.""", flush=True)
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stopped.wait()
-        except KeyboardInterrupt:
-            pass
         host.stop()
     return 0
 

@@ -59,8 +59,10 @@ def summary(run: Run, kind: str, failed: Sequence[ActivityRun], now: datetime) -
         return f"{label} may not have started: {_one_line(run.message) or 'the start could not be confirmed'}"
     verb = "was cancelled" if kind == AlertKind.CANCELLED else "failed"
     where = f" at activity {failed[0].name}" if failed else ""
+    ended = run.run_end or now
     reason = _one_line(failed[0].message if failed and failed[0].message else run.message)
-    return f"{label} {verb}{where} after {duration_text(run.duration_ms)}: {reason or 'no message from Azure'}"
+    return (f"{label} {verb}{where} on {ended:%Y-%m-%d %H:%M:%S} UTC after {duration_text(run.duration_ms)}: "
+            f"{reason or 'no message from Azure'}")
 
 
 def _short(run: Run) -> str:

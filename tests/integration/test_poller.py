@@ -56,7 +56,8 @@ def test_a_tick_records_outcomes_and_alerts_each_failure_once(context: AppContex
     adf_alert = messages[failed]
     assert adf_alert["schemaVersion"] == 1 and adf_alert["alertId"] == f"{failed}:failed"
     assert adf_alert["summary"].startswith(f"ADF {adf}/copy_sales run ")
-    assert "failed at activity CopySales after " in adf_alert["summary"]
+    assert "failed at activity CopySales on 20" in adf_alert["summary"]
+    assert " UTC after " in adf_alert["summary"]
     assert "SqlFailedToConnect" in adf_alert["summary"]
     activity = adf_alert["failedActivities"][0]
     assert (activity["name"], activity["type"], activity["errorCode"], activity["failureType"]) == (
