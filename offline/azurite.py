@@ -75,17 +75,21 @@ def free_ports(count: int = 3) -> list[int]:
         return [sock.getsockname()[1] for sock in sockets]
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGTERM the child when the thread that forked it dies.
 
     The death signal follows the forking *thread*, so start Azurite from a thread that lives as long as
-    the stack (the main thread does). If the parent died before ``prctl`` took effect, exit at once.
+    the stack (the main thread does). ``prctl`` is looked up here, before the fork: loading a library in
+    the child of a threaded parent can deadlock. If the parent died before ``prctl`` took effect, the
+    child exits at once.
     """
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent_pid = os.getpid()
 
     def preexec() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent_pid:
             os._exit(1)
 
@@ -248,7 +252,7 @@ class Azurite:
                 stderr=log,
                 cwd=self.workdir,
                 process_group=0,
-                preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
+                preexec_fn=_die_with_parent(),
             )
         try:
             self._wait_until_ready(self._process)
