@@ -354,6 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "AzureOfflineEmulator/1.0"
     sys_version = ""
     timeout = IDLE_TIMEOUT_S
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; no 40 ms delayed-ACK stalls
     server: HttpsServer
 
     def setup(self) -> None:
