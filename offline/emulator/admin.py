@@ -34,7 +34,13 @@ class AdminApi:
         add("Admin_AdvanceClock", "POST", PREFIX + "/clock/advance", self.advance_clock, "admin")
         add("Admin_GetRuns", "GET", PREFIX + "/runs", lambda _: Response(200, {"value": self.emulator.runs()}), "admin")
         add("Admin_SetPageSize", "PUT", PREFIX + "/page-size", self.set_page_size, "admin")
-        add("Admin_GetLatency", "GET", PREFIX + "/latency", lambda _: Response(200, self.emulator.latency.describe()), "admin")
+        add(
+            "Admin_GetLatency",
+            "GET",
+            PREFIX + "/latency",
+            lambda _: Response(200, self.emulator.latency.describe()),
+            "admin",
+        )
         add("Admin_SetLatency", "PUT", PREFIX + "/latency", self.set_latency, "admin")
 
     def _clock(self) -> dict[str, Any]:

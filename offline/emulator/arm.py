@@ -31,11 +31,7 @@ class ArmDirectory:
                 "InvalidSubscriptionId",
                 f"The provided subscription identifier '{subscription}' is malformed or invalid.",
             )
-        if (
-            not RESOURCE_GROUP_NAME.match(resource_group)
-            or len(resource_group) > 90
-            or resource_group.endswith(".")
-        ):
+        if not RESOURCE_GROUP_NAME.match(resource_group) or len(resource_group) > 90 or resource_group.endswith("."):
             raise ApiError(
                 400,
                 "InvalidResourceGroupName",
@@ -59,7 +55,8 @@ def resource_not_found(resource_type: str, name: str, resource_group: str) -> Ap
     return ApiError(
         404,
         "ResourceNotFound",
-        f"The Resource '{resource_type}/{name}' under resource group '{resource_group}' was not found. {NOT_FOUND_HINT}",
+        f"The Resource '{resource_type}/{name}' under resource group '{resource_group}' was not found. "
+        + NOT_FOUND_HINT,
     )
 
 

@@ -244,7 +244,8 @@ class EmulatorConfig:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        plain: dict[str, Any] = _plain(asdict(self))
+        return plain
 
 
 def _unique(pipelines: Sequence[PipelineSpec], owner: str) -> tuple[PipelineSpec, ...]:

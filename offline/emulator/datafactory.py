@@ -67,7 +67,13 @@ class DataFactoryApi:
             api_versions=versions,
         )
         router.add(
-            "PipelineRuns_Get", "GET", PREFIX + "/pipelineruns/{runId}", self.get_run, "arm", rate="reads", api_versions=versions
+            "PipelineRuns_Get",
+            "GET",
+            PREFIX + "/pipelineruns/{runId}",
+            self.get_run,
+            "arm",
+            rate="reads",
+            api_versions=versions,
         )
         router.add(
             "PipelineRuns_Cancel",

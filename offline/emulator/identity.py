@@ -197,6 +197,7 @@ class BearerCheck:
         self.authority = authority
 
     def __call__(self, route: Route, request: Request) -> None:
+        audiences: tuple[str, ...]
         if route.family == "arm":
             audiences, describe = ARM_AUDIENCES, arm_rejection
         elif route.family in ("synapse", "livy"):
@@ -226,7 +227,9 @@ class IdentityEndpoint:
     def get_token(self, request: Request) -> Response:
         supplied = request.headers.get("x-identity-header", "")
         if not hmac.compare_digest(supplied.encode(), self.identity_header.encode()):
-            raise ApiError(401, "Unauthorized", "The request is not authorized: X-IDENTITY-HEADER is missing or invalid.")
+            raise ApiError(
+                401, "Unauthorized", "The request is not authorized: X-IDENTITY-HEADER is missing or invalid."
+            )
         version = request.query.get("api-version")
         if version != API_VERSION:
             raise ApiError(400, "BadRequest", f"The api-version '{version or ''}' is not supported. Use {API_VERSION}.")

@@ -11,6 +11,7 @@ each page after the first costs only its own hundred runs.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -33,9 +34,7 @@ MAX_CURSORS = 256
 
 PIPELINE_OPERANDS = frozenset({"PipelineName", "Status", "RunStart", "RunEnd", "RunGroupId", "LatestOnly"})
 ACTIVITY_OPERANDS = frozenset({"ActivityName", "ActivityRunStart", "ActivityRunEnd", "ActivityType", "Status"})
-ALL_OPERANDS = frozenset(
-    PIPELINE_OPERANDS | ACTIVITY_OPERANDS | {"TriggerName", "TriggerRunTimestamp"}
-)
+ALL_OPERANDS = frozenset(PIPELINE_OPERANDS | ACTIVITY_OPERANDS | {"TriggerName", "TriggerRunTimestamp"})
 OPERATORS = frozenset({"Equals", "NotEquals", "In", "NotIn"})
 PIPELINE_ORDER = frozenset({"RunStart", "RunEnd", "PipelineName", "Status"})
 ACTIVITY_ORDER = frozenset({"ActivityName", "ActivityRunStart", "ActivityRunEnd", "Status"})
@@ -188,11 +187,11 @@ def _simulate(
         if child is not None:
             child_steps = _simulate(child, pipelines, 0, False, depth + 1) if depth < MAX_NESTING else []
             length = child.queue_s + (child_steps[-1].offset + child_steps[-1].length if child_steps else 0.0)
-            if child_steps and child_steps[-1].outcome == "Failed" and child_steps[-1].error is not None:
-                inner = child_steps[-1]
+            inner_error = child_steps[-1].error if child_steps and child_steps[-1].outcome == "Failed" else None
+            if inner_error is not None:
                 error = {
-                    "errorCode": inner.error["errorCode"] if inner.error else "",
-                    "message": f"Operation on target {inner.name} failed: {inner.error['message']}",
+                    "errorCode": inner_error["errorCode"],
+                    "message": f"Operation on target {child_steps[-1].name} failed: {inner_error['message']}",
                     "failureType": "UserError",
                 }
                 outcome = "Failed"
@@ -223,7 +222,9 @@ class RunQuery:
 def parse_query(body: Any, kind: Literal["pipeline", "activity"]) -> RunQuery:
     """Validates ``RunFilterParameters`` like the spec does (approximate wording, ADF's codes)."""
     if not isinstance(body, dict):
-        raise ApiError(400, "BadRequest", "The request body must be a RunFilterParameters object.", target="filterParameters")
+        raise ApiError(
+            400, "BadRequest", "The request body must be a RunFilterParameters object.", target="filterParameters"
+        )
     times: dict[str, float] = {}
     for name in ("lastUpdatedAfter", "lastUpdatedBefore"):
         raw = body.get(name)
@@ -232,20 +233,26 @@ def parse_query(body: Any, kind: Literal["pipeline", "activity"]) -> RunQuery:
         try:
             times[name] = parse_iso(raw)
         except ValueError as exc:
-            raise ApiError(400, "BadRequest", f"The value '{raw}' of '{name}' is not a valid date-time.", target=name) from exc
+            raise ApiError(
+                400, "BadRequest", f"The value '{raw}' of '{name}' is not a valid date-time.", target=name
+            ) from exc
     if times["lastUpdatedAfter"] > times["lastUpdatedBefore"]:
         raise ApiError(400, "BadRequest", "'lastUpdatedAfter' must be earlier than 'lastUpdatedBefore'.")
     operands = PIPELINE_OPERANDS if kind == "pipeline" else ACTIVITY_OPERANDS
     orderable = PIPELINE_ORDER if kind == "pipeline" else ACTIVITY_ORDER
     query = RunQuery(times["lastUpdatedAfter"], times["lastUpdatedBefore"])
     for item in _list(body, "filters"):
-        operand, operator, values = (item.get(k) if isinstance(item, dict) else None for k in ("operand", "operator", "values"))
+        operand, operator, values = (
+            item.get(k) if isinstance(item, dict) else None for k in ("operand", "operator", "values")
+        )
         if not isinstance(operand, str) or not isinstance(operator, str) or not isinstance(values, list):
             raise ApiError(400, "BadRequest", "Each filter needs 'operand', 'operator' and 'values'.", target="filters")
         _enum(operand, ALL_OPERANDS, "operand")
         _enum(operator, OPERATORS, "operator")
         if operand not in operands:
-            raise ApiError(400, "BadRequest", f"The operand '{operand}' cannot be used to query {kind} runs.", target="filters")
+            raise ApiError(
+                400, "BadRequest", f"The operand '{operand}' cannot be used to query {kind} runs.", target="filters"
+            )
         if not values or not all(isinstance(v, str) for v in values):
             raise ApiError(400, "BadRequest", "Filter 'values' must be a non-empty list of strings.", target="filters")
         if operator in ("Equals", "NotEquals") and len(values) != 1:
@@ -258,7 +265,9 @@ def parse_query(body: Any, kind: Literal["pipeline", "activity"]) -> RunQuery:
         _enum(order_by, ALL_ORDER, "orderBy")
         _enum(order, frozenset({"ASC", "DESC"}), "order")
         if order_by not in orderable:
-            raise ApiError(400, "BadRequest", f"{kind.capitalize()} runs cannot be ordered by '{order_by}'.", target="orderBy")
+            raise ApiError(
+                400, "BadRequest", f"{kind.capitalize()} runs cannot be ordered by '{order_by}'.", target="orderBy"
+            )
         query.order.append((order_by, order == "DESC"))
     token = body.get("continuationToken")
     if token is not None and not isinstance(token, str):
@@ -298,6 +307,10 @@ def _time_matches(actual: float | None, operator: str, values: list[str]) -> boo
     wanted = {round(parse_iso(v), 3) for v in values}
     inside = actual is not None and round(actual, 3) in wanted
     return inside if operator in ("Equals", "In") else not inside
+
+
+def _keyed(get: Callable[[Any, str, float], Any], name: str, now: float, item: Any) -> tuple[int, Any]:
+    return _sort_key(get(item, name, now))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -389,7 +402,9 @@ class RunStore:
                     if earlier.group_id == group_id:
                         earlier.superseded = True
             invoked_by = {"name": "Manual", "id": uuid.uuid4().hex, "invokedByType": "Manual"}
-            return self._start(scope, spec, run_id, group_id, dict(parameters), invoked_by, now, start_index, force_success)
+            return self._start(
+                scope, spec, run_id, group_id, dict(parameters), invoked_by, now, start_index, force_success
+            )
 
     def _start(
         self,
@@ -502,7 +517,9 @@ class RunStore:
             with self._lock:
                 self._materialize(now)
                 runs = list(self._by_scope[scope])
-            chosen = [r for r in runs if query.after <= r.last_updated(now) < query.before and self._keep_run(r, query, now)]
+            chosen = [
+                r for r in runs if query.after <= r.last_updated(now) < query.before and self._keep_run(r, query, now)
+            ]
             return self._ordered(chosen, query.order, self._run_field, now, default=("RunStart", True))
 
         return self._page(query, select, lambda run: run.to_json(self.clock.now()))
@@ -511,7 +528,10 @@ class RunStore:
         run = self.get(scope, run_id)
         if pipeline is not None and pipeline.lower() != run.pipeline.lower():
             raise ApiError(
-                404, "PipelineRunNotFound", f"Pipeline run '{run_id}' of pipeline '{pipeline}' was not found.", target=run_id
+                404,
+                "PipelineRunNotFound",
+                f"Pipeline run '{run_id}' of pipeline '{pipeline}' was not found.",
+                target=run_id,
             )
         now = self.clock.now()
 
@@ -588,10 +608,12 @@ class RunStore:
         default: tuple[str, bool],
     ) -> list[Any]:
         for name, descending in reversed(order or [default]):
-            items.sort(key=lambda item, name=name: _sort_key(get(item, name, now)), reverse=descending)
+            items.sort(key=functools.partial(_keyed, get, name, now), reverse=descending)
         return items
 
-    def _page(self, query: RunQuery, select: Callable[[], list[Any]], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    def _page(
+        self, query: RunQuery, select: Callable[[], list[Any]], render: Callable[[Any], dict[str, Any]]
+    ) -> dict[str, Any]:
         cursor_id, offset = None, 0
         if query.token:
             cursor_id, offset = _decode_token(query.token)

@@ -8,6 +8,7 @@ benchmarks measure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -224,7 +225,9 @@ def fault_error(fault: Fault) -> ApiError:
         code, message = phrase.replace(" ", "").replace("-", ""), f"{phrase} (injected fault)."
     headers = {}
     if fault.retry_after is not None:
-        headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after)
+        headers["Retry-After"] = str(
+            int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after
+        )
     return ApiError(fault.status, fault.code or code, fault.message or message, headers=headers)
 
 
@@ -437,10 +440,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Ends the connection with a reset and no answer: the caller cannot tell what happened."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
 
 
 class _BodyTooLarge(Exception):
@@ -485,10 +486,8 @@ class HttpsServer(ThreadingHTTPServer):
         with self._open_lock:
             connections = list(self._open)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up or fail the TLS handshake are routine here; say so only when asked."""

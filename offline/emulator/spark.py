@@ -104,7 +104,7 @@ class SparkApi:
 
     def register(self, router: Router) -> None:
         router.add("SparkBatch_CreateSparkBatchJob", "POST", PREFIX + "/batches", self.create, "livy")
-        router.add("SparkBatch_GetSparkBatchJobs", "GET", PREFIX + "/batches", self.list, "livy")
+        router.add("SparkBatch_GetSparkBatchJobs", "GET", PREFIX + "/batches", self.list_batches, "livy")
         router.add("SparkBatch_GetSparkBatchJob", "GET", PREFIX + "/batches/{batchId}", self.get, "livy")
         router.add("SparkBatch_CancelSparkBatchJob", "DELETE", PREFIX + "/batches/{batchId}", self.cancel, "livy")
 
@@ -181,7 +181,7 @@ class SparkApi:
         _, _, batch = self._batch(request)
         return Response(200, self._render(batch, bool(request.flag("detailed"))))
 
-    def list(self, request: Request) -> Response:
+    def list_batches(self, request: Request) -> Response:
         workspace, pool = self._pool(request)
         start = _int_query(request, "from", 0)
         size = min(_int_query(request, "size", MAX_PAGE), MAX_PAGE)
@@ -202,9 +202,7 @@ class SparkApi:
     def all_batches(self) -> list[dict[str, Any]]:
         now = self.clock.now()
         with self._lock:
-            batches = sorted(
-                (b for pool in self._batches.values() for b in pool.values()), key=lambda b: b.created
-            )
+            batches = sorted((b for pool in self._batches.values() for b in pool.values()), key=lambda b: b.created)
         return [
             {
                 "service": "spark",
@@ -309,14 +307,24 @@ def _errors(batch: SparkBatch, state: str) -> list[dict[str, str]]:
             }
         ]
     if state == "killed":
-        return [{"message": "The Spark job was cancelled by the user.", "errorCode": "Spark_User_JobCancelled", "source": "User"}]
+        return [
+            {
+                "message": "The Spark job was cancelled by the user.",
+                "errorCode": "Spark_User_JobCancelled",
+                "source": "User",
+            }
+        ]
     return []
 
 
 def _log_lines(batch: SparkBatch, state: str) -> list[str]:
     """A driver-log tail like Livy's: enough for an alert to show why a job died."""
     if state in ("not_started", "starting"):
-        return [f"INFO YarnClient: Submitting application {batch.app_id} to ResourceManager"] if state == "starting" else []
+        return (
+            [f"INFO YarnClient: Submitting application {batch.app_id} to ResourceManager"]
+            if state == "starting"
+            else []
+        )
     script = batch.file.rstrip("/").rsplit("/", 1)[-1] or "main.py"
     lines = [
         "stdout: ",
@@ -326,7 +334,12 @@ def _log_lines(batch: SparkBatch, state: str) -> list[str]:
     if state == "running":
         return [*lines, "INFO DAGScheduler: Job 0 started"]
     if state == "success":
-        return [*lines, "INFO DAGScheduler: Job 0 finished", "INFO SparkContext: Successfully stopped SparkContext", "\nstderr: "]
+        return [
+            *lines,
+            "INFO DAGScheduler: Job 0 finished",
+            "INFO SparkContext: Successfully stopped SparkContext",
+            "\nstderr: ",
+        ]
     if state == "killed":
         return [*lines, "ERROR ApplicationMaster: RECEIVED SIGNAL TERM", "\nstderr: "]
     return [
@@ -382,4 +395,5 @@ def _validate(body: Any) -> dict[str, Any]:
         value = body.get(name)
         if isinstance(value, str) and not _MEMORY.match(value):
             raise ApiError(400, "BadRequest", f"'{name}' must look like '4g' or '512m'.", target=name)
-    return json.loads(json.dumps(body))
+    copied: dict[str, Any] = json.loads(json.dumps(body))
+    return copied

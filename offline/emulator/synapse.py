@@ -58,7 +58,12 @@ class SynapsePipelinesApi:
             api_versions=versions,
         )
         router.add(
-            "PipelineRun_GetPipelineRun", "GET", PREFIX + "/pipelineruns/{runId}", self.get_run, "synapse", api_versions=versions
+            "PipelineRun_GetPipelineRun",
+            "GET",
+            PREFIX + "/pipelineruns/{runId}",
+            self.get_run,
+            "synapse",
+            api_versions=versions,
         )
         router.add(
             "PipelineRun_CancelPipelineRun",

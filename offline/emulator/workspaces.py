@@ -13,7 +13,14 @@ from .arm import ArmDirectory, check_name, resource_not_found, stable_uuid
 from .config import WORKSPACE_NAME, IdentitySpec, WorkspaceSpec
 from .server import Request, Response, Router
 
-API_VERSIONS = ("2021-06-01", "2021-06-01-preview", "2021-05-01", "2021-04-01-preview", "2021-03-01", "2019-06-01-preview")
+API_VERSIONS = (
+    "2021-06-01",
+    "2021-06-01-preview",
+    "2021-05-01",
+    "2021-04-01-preview",
+    "2021-03-01",
+    "2019-06-01-preview",
+)
 WORKSPACE_TYPE = "Microsoft.Synapse/workspaces"
 WORKSPACE_HINT = (
     "It can contain only letters, numbers and hyphens, must start and end with a letter or number, "
@@ -35,7 +42,9 @@ class WorkspacesApi:
         self.tenant_id = tenant_id
         self.identity = identity
         self.endpoint_of = endpoint_of
-        self._workspaces = {(w.subscription_id.lower(), w.resource_group.lower(), w.name.lower()): w for w in workspaces}
+        self._workspaces = {
+            (w.subscription_id.lower(), w.resource_group.lower(), w.name.lower()): w for w in workspaces
+        }
 
     def register(self, router: Router) -> None:
         router.add(

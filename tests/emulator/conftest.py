@@ -35,13 +35,21 @@ SLOW = {"queue_s": 30.0, "duration_s": 60.0}
 SLOW_PIPELINES = (
     PipelineSpec(
         "slow_ok",
-        activities=(ActivitySpec("Extract", "Copy"), ActivitySpec("Transform", "DatabricksNotebook"), ActivitySpec("Load", "Copy")),
+        activities=(
+            ActivitySpec("Extract", "Copy"),
+            ActivitySpec("Transform", "DatabricksNotebook"),
+            ActivitySpec("Load", "Copy"),
+        ),
         **SLOW,
     ),
     PipelineSpec(
         "slow_fail",
         outcome="Failed",
-        activities=(ActivitySpec("Extract", "Copy"), ActivitySpec("Transform", "DatabricksNotebook"), ActivitySpec("Load", "Copy")),
+        activities=(
+            ActivitySpec("Extract", "Copy"),
+            ActivitySpec("Transform", "DatabricksNotebook"),
+            ActivitySpec("Load", "Copy"),
+        ),
         failure=FailureSpec("Transform", "3204", "Job failed: notebook raised ValueError('bad row')", "UserError"),
         **SLOW,
     ),

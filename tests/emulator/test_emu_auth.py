@@ -64,7 +64,9 @@ def test_forged_signature_is_refused(raw: RawClient, factory: dict[str, Any]) ->
     assert reply.status == 401
 
 
-def test_sdk_with_wrong_audience_gets_401(credential: ManagedIdentityCredential, workspace: dict[str, Any], info: dict[str, Any]) -> None:
+def test_sdk_with_wrong_audience_gets_401(
+    credential: ManagedIdentityCredential, workspace: dict[str, Any], info: dict[str, Any]
+) -> None:
     client = ArtifactsClient(
         credential, workspace["endpoint"], credential_scopes=[f"{ARM}/.default"], connection_verify=info["ca_bundle"]
     )

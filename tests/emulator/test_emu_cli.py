@@ -18,7 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
     info_path = tmp_path / "info.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "offline.emulator", "--port", "0", "--info", str(info_path), "--tls-dir", str(tmp_path / "tls"), *extra],
+        [
+            sys.executable,
+            "-m",
+            "offline.emulator",
+            "--port",
+            "0",
+            "--info",
+            str(info_path),
+            "--tls-dir",
+            str(tmp_path / "tls"),
+            *extra,
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -43,8 +54,17 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 def test_cli_serves_and_exits_cleanly(tmp_path: Path) -> None:
     process, info = start(tmp_path, "--page-size", "5", "--token-lifetime", "7200")
     try:
-        for key in ("arm_endpoint", "ca_bundle", "identity_endpoint", "identity_header", "client_id", "tenant_id",
-                    "admin_endpoint", "factories", "workspaces"):
+        for key in (
+            "arm_endpoint",
+            "ca_bundle",
+            "identity_endpoint",
+            "identity_header",
+            "client_id",
+            "tenant_id",
+            "admin_endpoint",
+            "factories",
+            "workspaces",
+        ):
             assert key in info
         assert str(info["arm_endpoint"]).startswith("https://127.0.0.1:")
         factory = info["factories"][0]  # type: ignore[index]
@@ -70,7 +90,9 @@ def test_cli_serves_and_exits_cleanly(tmp_path: Path) -> None:
 
 def test_cli_takes_a_config_file(tmp_path: Path) -> None:
     config = {
-        "factories": [{"name": "my-adf", "resource_group": "rg-mine", "pipelines": [{"name": "p1", "outcome": "Failed"}]}],
+        "factories": [
+            {"name": "my-adf", "resource_group": "rg-mine", "pipelines": [{"name": "p1", "outcome": "Failed"}]}
+        ],
         "workspaces": [],
     }
     path = tmp_path / "config.json"
@@ -96,6 +118,9 @@ def test_cli_refuses_a_bad_config(tmp_path: Path) -> None:
     path.write_text(json.dumps({"factories": [{"name": "x"}]}))
     result = subprocess.run(
         [sys.executable, "-m", "offline.emulator", "--info", str(tmp_path / "i.json"), "--config", str(path)],
-        cwd=ROOT, capture_output=True, timeout=30, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 2 and b"factory name" in result.stderr

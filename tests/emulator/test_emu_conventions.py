@@ -14,7 +14,10 @@ from .conftest import RawClient, factory_path, iso_window
 def test_api_version_is_required_and_checked(raw: RawClient, factory: dict[str, Any]) -> None:
     missing = raw("GET", factory_path(factory, api_version=None))
     assert missing.status == 400 and missing.body["error"]["code"] == "MissingApiVersionParameter"
-    assert missing.body["error"]["message"] == "The api-version query parameter (?api-version=) is required for all requests."
+    assert (
+        missing.body["error"]["message"]
+        == "The api-version query parameter (?api-version=) is required for all requests."
+    )
     wrong = raw("GET", factory_path(factory, api_version="2017-09-01-preview"))
     assert wrong.status == 400 and wrong.body["error"]["code"] == "InvalidApiVersionParameter"
     assert "'2018-06-01'" in wrong.body["error"]["message"]
@@ -31,7 +34,9 @@ def test_standard_headers_and_rate_limits(raw: RawClient, factory: dict[str, Any
     assert int(second.headers["x-ms-ratelimit-remaining-subscription-reads"]) < int(
         first.headers["x-ms-ratelimit-remaining-subscription-reads"]
     )
-    created = raw("POST", factory_path(factory, "/pipelines/daily_load/createRun"), headers={"x-ms-client-request-id": "cli-9"})
+    created = raw(
+        "POST", factory_path(factory, "/pipelines/daily_load/createRun"), headers={"x-ms-client-request-id": "cli-9"}
+    )
     assert created.headers["x-ms-ratelimit-remaining-subscription-writes"].isdigit()
     assert created.headers["x-ms-correlation-request-id"] == "cli-9"
 
@@ -50,7 +55,9 @@ def test_standard_headers_and_rate_limits(raw: RawClient, factory: dict[str, Any
         ({"continuationToken": "not-ours"}, "continuationToken"),
     ],
 )
-def test_query_validation(raw: RawClient, factory: dict[str, Any], emu: Emulator, body: dict[str, Any], target: str) -> None:
+def test_query_validation(
+    raw: RawClient, factory: dict[str, Any], emu: Emulator, body: dict[str, Any], target: str
+) -> None:
     full = {**iso_window(emu), **body}
     if "lastUpdatedBefore" in body and "lastUpdatedAfter" not in body:
         full.pop("lastUpdatedAfter")
@@ -91,7 +98,11 @@ def test_unknown_path_and_method(raw: RawClient, factory: dict[str, Any]) -> Non
 
 
 def test_arm_paths_are_case_insensitive(raw: RawClient, factory: dict[str, Any]) -> None:
-    path = factory_path(factory).replace("/resourceGroups/", "/resourcegroups/").replace("Microsoft.DataFactory", "microsoft.datafactory")
+    path = (
+        factory_path(factory)
+        .replace("/resourceGroups/", "/resourcegroups/")
+        .replace("Microsoft.DataFactory", "microsoft.datafactory")
+    )
     assert raw("GET", path.replace(factory["name"], factory["name"].upper())).status == 200
 
 

@@ -17,7 +17,9 @@ from .conftest import RawClient, factory_path, window
 
 
 @pytest.fixture
-def adf(credential: ManagedIdentityCredential, info: dict[str, Any], factory: dict[str, Any]) -> DataFactoryManagementClient:
+def adf(
+    credential: ManagedIdentityCredential, info: dict[str, Any], factory: dict[str, Any]
+) -> DataFactoryManagementClient:
     return DataFactoryManagementClient(
         credential, factory["subscription_id"], base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"]
     )
@@ -28,7 +30,9 @@ def filters(emu: Emulator, *query: RunQueryFilter, **kwargs: Any) -> RunFilterPa
     return RunFilterParameters(last_updated_after=after, last_updated_before=before, filters=list(query), **kwargs)
 
 
-def test_run_moves_only_with_the_clock(adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator) -> None:
+def test_run_moves_only_with_the_clock(
+    adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator
+) -> None:
     rg, name = factory["resource_group"], factory["name"]
     created = adf.pipelines.create_run(rg, name, "slow_ok", parameters={"day": "2024-06-01", "ids": [1, 2], "n": 5})
     run = adf.pipeline_runs.get(rg, name, created.run_id)
@@ -47,7 +51,9 @@ def test_run_moves_only_with_the_clock(adf: DataFactoryManagementClient, factory
     assert run.last_updated == run.run_end
 
 
-def test_failed_run_reports_the_failing_activity(adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator) -> None:
+def test_failed_run_reports_the_failing_activity(
+    adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator
+) -> None:
     rg, name = factory["resource_group"], factory["name"]
     run_id = adf.pipelines.create_run(rg, name, "copy_sales").run_id
     emu.clock.advance(10)
@@ -72,7 +78,12 @@ def test_recovery_rerun_succeeds_from_the_failed_activity(
     emu.clock.advance(200)
     assert adf.pipeline_runs.get(rg, name, first).status == "Failed"
     rerun = adf.pipelines.create_run(
-        rg, name, "slow_fail", reference_pipeline_run_id=first, is_recovery=True, start_from_failure=True,
+        rg,
+        name,
+        "slow_fail",
+        reference_pipeline_run_id=first,
+        is_recovery=True,
+        start_from_failure=True,
         parameters={"ignored": "yes"},
     ).run_id
     emu.clock.advance(200)
@@ -84,20 +95,29 @@ def test_recovery_rerun_succeeds_from_the_failed_activity(
     names = [a.activity_name for a in adf.activity_runs.query_by_pipeline_run(rg, name, rerun, filters(emu)).value]
     assert names == ["Transform", "Load"]
     latest = adf.pipeline_runs.query_by_factory(
-        rg, name, filters(emu, RunQueryFilter(operand="RunGroupId", operator="Equals", values_property=[first]),
-                          RunQueryFilter(operand="LatestOnly", operator="Equals", values_property=["true"])),
+        rg,
+        name,
+        filters(
+            emu,
+            RunQueryFilter(operand="RunGroupId", operator="Equals", values_property=[first]),
+            RunQueryFilter(operand="LatestOnly", operator="Equals", values_property=["true"]),
+        ),
     ).value
     assert [r.run_id for r in latest] == [rerun]
     from_load = adf.pipelines.create_run(
         rg, name, "slow_fail", reference_pipeline_run_id=first, is_recovery=True, start_activity_name="Load"
     ).run_id
     emu.clock.advance(200)
-    assert [a.activity_name for a in adf.activity_runs.query_by_pipeline_run(rg, name, from_load, filters(emu)).value] == ["Load"]
+    assert [
+        a.activity_name for a in adf.activity_runs.query_by_pipeline_run(rg, name, from_load, filters(emu)).value
+    ] == ["Load"]
 
 
 def test_unknown_reference_run_is_refused(adf: DataFactoryManagementClient, factory: dict[str, Any]) -> None:
     with pytest.raises(HttpResponseError) as raised:
-        adf.pipelines.create_run(factory["resource_group"], factory["name"], "daily_load", reference_pipeline_run_id="nope")
+        adf.pipelines.create_run(
+            factory["resource_group"], factory["name"], "daily_load", reference_pipeline_run_id="nope"
+        )
     error = raised.value.error
     assert raised.value.status_code == 400 and error is not None
     assert error.code == "ReferencedPipelineRunNotValid"
@@ -105,7 +125,9 @@ def test_unknown_reference_run_is_refused(adf: DataFactoryManagementClient, fact
     assert error.target == "pipeline/daily_load/"
 
 
-def test_query_filters_order_and_pages(adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator) -> None:
+def test_query_filters_order_and_pages(
+    adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator
+) -> None:
     rg, name = factory["resource_group"], factory["name"]
     created = [adf.pipelines.create_run(rg, name, "paged", parameters={"i": i}).run_id for i in range(7)]
     emu.set_page_size(2)
@@ -128,7 +150,9 @@ def test_query_filters_order_and_pages(adf: DataFactoryManagementClient, factory
     assert pages == 4 and seen == created
     emu.set_page_size(100)
     cancelled = adf.pipeline_runs.query_by_factory(
-        rg, name, filters(emu, RunQueryFilter(operand="PipelineName", operator="Equals", values_property=["copy_sales"]))
+        rg,
+        name,
+        filters(emu, RunQueryFilter(operand="PipelineName", operator="Equals", values_property=["copy_sales"])),
     )
     assert all(r.pipeline_name == "copy_sales" for r in cancelled.value)
 
@@ -137,16 +161,24 @@ def test_query_window_is_inclusive_exclusive(raw: RawClient, factory: dict[str, 
     run_id = raw("POST", factory_path(factory, "/pipelines/paged/createRun"), {}).body["runId"]
     updated = raw("GET", factory_path(factory, f"/pipelineruns/{run_id}")).body["lastUpdated"]
     mine = [{"operand": "PipelineName", "operator": "Equals", "values": ["paged"]}]
-    inside = raw("POST", factory_path(factory, "/queryPipelineRuns"),
-                 {"lastUpdatedAfter": updated, "lastUpdatedBefore": "2999-01-01T00:00:00Z", "filters": mine}).body
-    outside = raw("POST", factory_path(factory, "/queryPipelineRuns"),
-                  {"lastUpdatedAfter": "2000-01-01T00:00:00Z", "lastUpdatedBefore": updated, "filters": mine}).body
+    inside = raw(
+        "POST",
+        factory_path(factory, "/queryPipelineRuns"),
+        {"lastUpdatedAfter": updated, "lastUpdatedBefore": "2999-01-01T00:00:00Z", "filters": mine},
+    ).body
+    outside = raw(
+        "POST",
+        factory_path(factory, "/queryPipelineRuns"),
+        {"lastUpdatedAfter": "2000-01-01T00:00:00Z", "lastUpdatedBefore": updated, "filters": mine},
+    ).body
     assert run_id in [r["runId"] for r in inside["value"]]
     assert run_id not in [r["runId"] for r in outside["value"]]
     assert inside["continuationToken"] is None
 
 
-def test_cancel_then_cancelled_and_recursive(adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator) -> None:
+def test_cancel_then_cancelled_and_recursive(
+    adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator
+) -> None:
     rg, name = factory["resource_group"], factory["name"]
     parent = adf.pipelines.create_run(rg, name, "parent").run_id
     emu.clock.advance(15)  # the ExecutePipeline activity has started its child
@@ -176,7 +208,9 @@ def test_non_recursive_cancel_leaves_children_running(
     assert adf.pipeline_runs.get(rg, name, child).status in ("Queued", "InProgress")
 
 
-def test_cancel_while_queued_has_no_end(adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator) -> None:
+def test_cancel_while_queued_has_no_end(
+    adf: DataFactoryManagementClient, factory: dict[str, Any], emu: Emulator
+) -> None:
     rg, name = factory["resource_group"], factory["name"]
     run_id = adf.pipelines.create_run(rg, name, "slow_ok").run_id
     adf.pipeline_runs.cancel(rg, name, run_id)
@@ -188,7 +222,9 @@ def test_cancel_while_queued_has_no_end(adf: DataFactoryManagementClient, factor
 def test_factory_get_and_etag(adf: DataFactoryManagementClient, factory: dict[str, Any], info: dict[str, Any]) -> None:
     got = adf.factories.get(factory["resource_group"], factory["name"])
     assert got.type == "Microsoft.DataFactory/factories" and got.location == factory["location"]
-    assert got.id.endswith(f"/resourceGroups/{factory['resource_group']}/providers/Microsoft.DataFactory/factories/contoso-adf")
+    assert got.id.endswith(
+        f"/resourceGroups/{factory['resource_group']}/providers/Microsoft.DataFactory/factories/contoso-adf"
+    )
     assert got.provisioning_state == "Succeeded" and got.version == "2018-06-01"
     assert got.identity.tenant_id == info["tenant_id"] and got.e_tag.startswith('"')
     unchanged = adf.factories.get(

@@ -19,7 +19,9 @@ def run_ids(emu: Emulator, pipeline: str) -> set[str]:
     return {r["runId"] for r in emu.runs() if r.get("pipeline") == pipeline}
 
 
-def test_status_fault_answers_with_retry_after_and_applies_nothing(raw: RawClient, factory: dict[str, Any], emu: Emulator) -> None:
+def test_status_fault_answers_with_retry_after_and_applies_nothing(
+    raw: RawClient, factory: dict[str, Any], emu: Emulator
+) -> None:
     before = run_ids(emu, "ingest_orders")
     emu.faults.add(Fault(route="Pipelines_CreateRun", kind="status", status=429, retry_after=2, count=1))
     throttled = raw("POST", factory_path(factory, "/pipelines/ingest_orders/createRun"), {})
@@ -29,7 +31,9 @@ def test_status_fault_answers_with_retry_after_and_applies_nothing(raw: RawClien
     assert raw("POST", factory_path(factory, "/pipelines/ingest_orders/createRun"), {}).status == 200
 
 
-def test_sdk_retries_a_throttled_call(credential: ManagedIdentityCredential, info: dict[str, Any], factory: dict[str, Any], emu: Emulator) -> None:
+def test_sdk_retries_a_throttled_call(
+    credential: ManagedIdentityCredential, info: dict[str, Any], factory: dict[str, Any], emu: Emulator
+) -> None:
     client = DataFactoryManagementClient(
         credential, factory["subscription_id"], base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"]
     )
@@ -53,7 +57,9 @@ def test_delay_and_latency(raw: RawClient, factory: dict[str, Any], emu: Emulato
 
 
 @pytest.mark.parametrize(("when", "applied"), [("before", False), ("after", True)])
-def test_drop_closes_without_an_answer(raw: RawClient, factory: dict[str, Any], emu: Emulator, when: str, applied: bool) -> None:
+def test_drop_closes_without_an_answer(
+    raw: RawClient, factory: dict[str, Any], emu: Emulator, when: str, applied: bool
+) -> None:
     before = run_ids(emu, "ingest_customers")
     emu.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when=when, count=1))  # type: ignore[arg-type]
     with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
@@ -77,7 +83,9 @@ def test_wildcard_until_cleared_and_counters(raw: RawClient, factory: dict[str, 
 
 def test_admin_api(raw: RawClient, factory: dict[str, Any], emu: Emulator) -> None:
     assert raw("POST", "/_emulator/counters/reset", auth=None).status == 200
-    added = raw("POST", "/_emulator/faults", {"route": "Factories_Get", "kind": "status", "status": 502, "count": 1}, auth=None)
+    added = raw(
+        "POST", "/_emulator/faults", {"route": "Factories_Get", "kind": "status", "status": 502, "count": 1}, auth=None
+    )
     assert added.status == 201 and added.body["value"][0]["remaining"] == 1
     assert raw("GET", factory_path(factory)).status == 502
     raw("POST", "/_emulator/faults", {"route": "Factories_Get", "status": 503}, auth=None)

@@ -27,8 +27,12 @@ def token_path(info: dict[str, Any], resource: str, client_id: str | None = None
 
 
 def test_token_response_and_claims(raw: RawClient, info: dict[str, Any], emu: Emulator) -> None:
-    reply = raw("GET", token_path(info, "https://storage.azure.com", info["client_id"]), auth=None,
-                headers={"X-IDENTITY-HEADER": info["identity_header"]})
+    reply = raw(
+        "GET",
+        token_path(info, "https://storage.azure.com", info["client_id"]),
+        auth=None,
+        headers={"X-IDENTITY-HEADER": info["identity_header"]},
+    )
     assert reply.status == 200
     body = reply.body
     assert body["resource"] == "https://storage.azure.com"
@@ -66,15 +70,15 @@ def test_identity_header_is_required(raw: RawClient, info: dict[str, Any], heade
 )
 def test_identity_refusals(raw: RawClient, info: dict[str, Any], client_id: str | None, api: str, message: str) -> None:
     wanted = info["client_id"] if client_id == "CLIENT" else client_id
-    reply = raw("GET", token_path(info, ARM, wanted, api), auth=None, headers={"X-IDENTITY-HEADER": info["identity_header"]})
+    reply = raw(
+        "GET", token_path(info, ARM, wanted, api), auth=None, headers={"X-IDENTITY-HEADER": info["identity_header"]}
+    )
     assert reply.status == 400
     assert reply.body["statusCode"] == 400
     assert message in reply.body["message"]
 
 
-def test_azure_identity_caches_and_counts_per_resource(
-    credential: ManagedIdentityCredential, emu: Emulator
-) -> None:
+def test_azure_identity_caches_and_counts_per_resource(credential: ManagedIdentityCredential, emu: Emulator) -> None:
     emu.reset_counters()
     tokens = {credential.get_token(f"{ARM}/.default").token for _ in range(3)}
     assert len(tokens) == 1

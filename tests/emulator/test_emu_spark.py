@@ -16,15 +16,24 @@ from offline.emulator import Emulator
 from .conftest import SYNAPSE, RawClient
 
 
-def spark(credential: ManagedIdentityCredential, info: dict[str, Any], pool: str, version: str = "2022-02-22-preview") -> SparkClient:
+def spark(
+    credential: ManagedIdentityCredential, info: dict[str, Any], pool: str, version: str = "2022-02-22-preview"
+) -> SparkClient:
     endpoint = info["workspaces"][0]["endpoint"]
     return SparkClient(credential, endpoint, pool, livy_api_version=version, connection_verify=info["ca_bundle"])
 
 
 @pytest.mark.parametrize("version", ["2019-11-01-preview", "2020-12-01", "2022-02-22-preview"])
-def test_batch_succeeds_by_the_clock(credential: ManagedIdentityCredential, info: dict[str, Any], emu: Emulator, version: str) -> None:
+def test_batch_succeeds_by_the_clock(
+    credential: ManagedIdentityCredential, info: dict[str, Any], emu: Emulator, version: str
+) -> None:
     client = spark(credential, info, "small", version)
-    options = SparkBatchJobOptions(name="nightly", file="abfss://jobs@lake.dfs.core.windows.net/nightly.py", arguments=["--day", "1"], tags={"team": "data"})
+    options = SparkBatchJobOptions(
+        name="nightly",
+        file="abfss://jobs@lake.dfs.core.windows.net/nightly.py",
+        arguments=["--day", "1"],
+        tags={"team": "data"},
+    )
     batch = client.spark_batch.create_spark_batch_job(options, detailed=True)
     assert (batch.state, batch.result, batch.app_id) == ("not_started", "Uncertain", None)
     assert batch.livy_info.job_creation_request.arguments == ["--day", "1"] and batch.tags == {"team": "data"}
@@ -40,7 +49,9 @@ def test_batch_succeeds_by_the_clock(credential: ManagedIdentityCredential, info
     assert done.livy_info.success_at is not None and done.scheduler.current_state == "Ended"
 
 
-def test_failing_batch_has_error_info_and_traceback(credential: ManagedIdentityCredential, info: dict[str, Any], emu: Emulator) -> None:
+def test_failing_batch_has_error_info_and_traceback(
+    credential: ManagedIdentityCredential, info: dict[str, Any], emu: Emulator
+) -> None:
     client = spark(credential, info, "large")
     batch = client.spark_batch.create_spark_batch_job(SparkBatchJobOptions(name="etl", file="abfss://jobs/fail_etl.py"))
     emu.clock.advance(30)
@@ -50,15 +61,21 @@ def test_failing_batch_has_error_info_and_traceback(credential: ManagedIdentityC
     assert any(line.startswith("Traceback (most recent call last)") for line in dead.log_lines)
     assert any("fail_etl.py" in line for line in dead.log_lines)
     forced = client.spark_batch.create_spark_batch_job(
-        SparkBatchJobOptions(name="ok", file="abfss://jobs/fail_etl.py", configuration={"spark.emulator.outcome": "Succeeded"})
+        SparkBatchJobOptions(
+            name="ok", file="abfss://jobs/fail_etl.py", configuration={"spark.emulator.outcome": "Succeeded"}
+        )
     )
     emu.clock.advance(30)
     assert client.spark_batch.get_spark_batch_job(forced.id, detailed=True).result == "Succeeded"
 
 
-def test_cancel_kills_and_list_pages(credential: ManagedIdentityCredential, info: dict[str, Any], emu: Emulator) -> None:
+def test_cancel_kills_and_list_pages(
+    credential: ManagedIdentityCredential, info: dict[str, Any], emu: Emulator
+) -> None:
     client = spark(credential, info, "small")
-    ids = [client.spark_batch.create_spark_batch_job(SparkBatchJobOptions(name=f"b{i}", file="a.py")).id for i in range(3)]
+    ids = [
+        client.spark_batch.create_spark_batch_job(SparkBatchJobOptions(name=f"b{i}", file="a.py")).id for i in range(3)
+    ]
     client.spark_batch.cancel_spark_batch_job(ids[0])
     killed = client.spark_batch.get_spark_batch_job(ids[0], detailed=True)
     assert (killed.state, killed.result) == ("killed", "Cancelled")
@@ -74,7 +91,12 @@ def test_livy_errors(raw: RawClient, info: dict[str, Any], credential: ManagedId
     base = f"/synapse/{info['workspaces'][0]['name']}/livyApi/versions/2020-12-01/sparkPools"
     missing = raw("POST", f"{base}/small/batches", {"name": "x"}, auth=SYNAPSE)
     assert missing.status == 400 and missing.body["error"]["target"] == "file"
-    too_big = raw("POST", f"{base}/small/batches", raw_body=json.dumps({"name": "x", "file": "y", "args": ["z" * 110_000]}).encode(), auth=SYNAPSE)
+    too_big = raw(
+        "POST",
+        f"{base}/small/batches",
+        raw_body=json.dumps({"name": "x", "file": "y", "args": ["z" * 110_000]}).encode(),
+        auth=SYNAPSE,
+    )
     assert too_big.status == 413
     assert raw("GET", f"{base}/nopool/batches", auth=SYNAPSE).status == 404
     assert raw("GET", f"{base}/small/batches/99999", auth=SYNAPSE).status == 404

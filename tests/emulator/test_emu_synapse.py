@@ -17,7 +17,9 @@ from .conftest import SYNAPSE, RawClient, window
 
 
 @pytest.fixture
-def artifacts(credential: ManagedIdentityCredential, info: dict[str, Any], workspace: dict[str, Any]) -> ArtifactsClient:
+def artifacts(
+    credential: ManagedIdentityCredential, info: dict[str, Any], workspace: dict[str, Any]
+) -> ArtifactsClient:
     return ArtifactsClient(credential, workspace["endpoint"], connection_verify=info["ca_bundle"])
 
 
@@ -43,7 +45,9 @@ def test_failed_run_activity_details(artifacts: ArtifactsClient, emu: Emulator) 
     run_id = artifacts.pipeline.create_pipeline_run("build_marts").run_id
     emu.clock.advance(10)
     run = artifacts.pipeline_run.get_pipeline_run(run_id)
-    assert run.status == "Failed" and run.message.startswith("Operation on target BuildSalesMart failed: AnalysisException")
+    assert run.status == "Failed" and run.message.startswith(
+        "Operation on target BuildSalesMart failed: AnalysisException"
+    )
     activities = artifacts.pipeline_run.query_activity_runs("build_marts", run_id, filters(emu)).value
     failed = [a for a in activities if a.status == "Failed"]
     assert [a.activity_name for a in failed] == ["BuildSalesMart"]
@@ -75,9 +79,10 @@ def test_raw_shapes_differ_from_adf_as_the_spec_says(raw: RawClient, workspace: 
     assert created.status == 202 and set(created.body) == {"runId"}
     run = raw("GET", f"{base}/pipelineruns/{created.body['runId']}?api-version=2020-12-01", auth=SYNAPSE).body
     assert "runDimensions" not in run and run["parameters"] == {"p": "[1]"}
-    assert "x-ms-ratelimit-remaining-subscription-reads" not in raw(
-        "GET", f"{base}/pipelineruns/{run['runId']}?api-version=2020-12-01", auth=SYNAPSE
-    ).headers
+    assert (
+        "x-ms-ratelimit-remaining-subscription-reads"
+        not in raw("GET", f"{base}/pipelineruns/{run['runId']}?api-version=2020-12-01", auth=SYNAPSE).headers
+    )
     unknown = raw("GET", "/synapse/nope-syn/pipelineruns/x?api-version=2020-12-01", auth=SYNAPSE)
     assert unknown.status == 404 and unknown.body["error"]["code"]
 
