@@ -1,8 +1,4 @@
-"""Fixtures of the offline-stack tests: the shared CA, Azurite, and a test-only storage credential.
-
-The credential lives here rather than in an importable helper module because ``tests/offline`` shares its
-package name with the top-level ``offline`` package; fixtures keep it out of the import system.
-"""
+"""Fixtures of the offline-stack tests: the shared CA, Azurite, and a test-only storage credential."""
 
 from __future__ import annotations
 
