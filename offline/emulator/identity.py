@@ -256,7 +256,7 @@ class IdentityEndpoint:
                 "resource": resource,
                 "token_type": "Bearer",
                 "client_id": identity.client_id,
-                "not_before": str(expires - self.authority.lifetime_s),
+                "not_before": str(int(min(time.time(), self.authority.clock.now()))),
             },
         )
 

@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,9 +73,15 @@ def fidelity_config() -> EmulatorConfig:
     return EmulatorConfig(factories=(factory, other), workspaces=(workspace, WorkspaceSpec("empty-syn")))
 
 
+@pytest.fixture(scope="session")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CA per test worker: generating keys is the slowest part of starting an emulator."""
+    return tmp_path_factory.mktemp("tls")
+
+
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with Emulator(fidelity_config(), tls_dir=tmp_path_factory.mktemp("tls")) as emulator:
+def emu(tls_dir: Path) -> Iterator[Emulator]:
+    with Emulator(fidelity_config(), tls_dir=tls_dir) as emulator:
         yield emulator
 
 

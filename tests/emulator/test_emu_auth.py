@@ -75,8 +75,8 @@ def test_sdk_with_wrong_audience_gets_401(
     assert raised.value.status_code == 401
 
 
-def test_expired_token_is_refused_by_arm(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    with Emulator(tls_dir=tmp_path) as emulator:
+def test_expired_token_is_refused_by_arm(tls_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Emulator(tls_dir=tls_dir) as emulator:
         info = emulator.info
         monkeypatch.setenv("IDENTITY_ENDPOINT", info["identity_endpoint"])
         monkeypatch.setenv("IDENTITY_HEADER", info["identity_header"])
