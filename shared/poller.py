@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from shared.alerts import AlertKind, alert_id, build_alert
 from shared.catalog import DataFactoryTarget, SynapseTarget
@@ -31,11 +33,15 @@ _LOGGER = logging.getLogger(__name__)
 
 # Clocks differ and lastUpdated is written by Azure: widen the query window by this much.
 WINDOW_SKEW = timedelta(minutes=5)
+# The window ends well after our "now": a run Azure updated a moment ago must not fall outside it.
+WINDOW_AHEAD = timedelta(days=1)
 # A Submitting record younger than this may still have its create call in flight elsewhere.
 SUBMIT_GRACE = timedelta(minutes=2)
 # A Submitting record not found in Azure after this long is declared Unknown.
 UNKNOWN_AFTER = timedelta(minutes=10)
 WORKERS = 8
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -94,64 +100,89 @@ class Poller:
 
     def _poll_pipelines(self, target: DataFactoryTarget | SynapseTarget, runs: list[Run],
                         report: TargetReport, deadline: float | None) -> None:
+        """Observe in bulk, write the changes in transactions, then alert: each phase checks the clock."""
         service = self._context.pipelines(target)
         now = self._now()
         query = RunQuery(updated_after=min(r.created_at for r in runs) - WINDOW_SKEW,
-                         updated_before=now + WINDOW_SKEW,
+                         updated_before=now + WINDOW_AHEAD,
                          pipelines=sorted({r.pipeline for r in runs}))
-        upstream = {run.run_id: run for run in service.query_runs(query)}
+        upstream = self._observe(service, query)
         claimed = {r.upstream_run_id for r in runs if r.upstream_run_id}
 
-        def work(run: Run) -> None:
-            if deadline is not None and time.monotonic() > deadline:
-                report.skipped += 1
-                return
-            try:
-                self._advance(run, target, service, upstream, claimed, report, now)
-            except ConcurrentUpdate:
-                report.skipped += 1  # someone else moved it; the next tick sees their version
-            except GatewayError as exc:
-                report.skipped += 1
-                _LOGGER.warning("Run %s not advanced this tick: %s", run.id, exc.detail)
-
-        # Reconciliation claims upstream runs, so it goes first and alone.
-        pending = [r for r in runs if r.upstream_run_id is None]
-        for run in pending:
-            work(run)
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            list(pool.map(work, [r for r in runs if r.upstream_run_id is not None]))
-
-    def _advance(self, run: Run, target: DataFactoryTarget | SynapseTarget, service: PipelineService,
-                 upstream: dict[str, PipelineRun], claimed: set[str], report: TargetReport,
-                 now: datetime) -> None:
-        registry = self._context.registry
-        if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
-            run = self._reconcile(run, upstream.values(), claimed, now)
+        # Reconciliation claims upstream runs one at a time, so it goes first and alone.
+        current: list[Run] = []
+        for run in runs:
             if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
+                reconciled = self._attempt(report, run, partial(self._reconcile, run, list(upstream.values()),
+                                                                claimed, now))
+                if reconciled is None or (reconciled.upstream_run_id is None and not reconciled.terminal):
+                    continue
+                run = reconciled
+            current.append(run)
+
+        missing = [r for r in current if not r.terminal and r.upstream_run_id not in upstream]
+        report.single_gets += len(missing)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for observed in pool.map(lambda r: self._get(service, r), missing):
+                if observed is not None:
+                    upstream[observed.run_id] = observed
+
+        writes: list[tuple[Run, bool]] = []
+        alerting: list[tuple[Run, str]] = []
+        for run in current:
+            observed = upstream.get(run.upstream_run_id or "") if not run.terminal else None
+            changed = _apply(run, observed) if observed is not None else run
+            kind = self._alert_kind(changed, target, now)
+            if changed is not run or (changed.terminal and kind is None):
+                writes.append((changed, kind is not None or not changed.terminal))
+            elif kind is not None:
+                alerting.append((changed, kind))
+        if _late(deadline):
+            report.skipped += len(writes) + len(alerting)
+            return
+        for saved in self._context.registry.save_many(writes):
+            if saved is None:
+                report.skipped += 1  # someone else moved it; the next tick sees their version
+                continue
+            report.updated += 1
+            report.finished += saved.terminal
+            kind = self._alert_kind(saved, target, now)
+            if kind is not None:
+                alerting.append((saved, kind))
+
+        def alert(item: tuple[Run, str]) -> None:
+            if _late(deadline):
+                report.skipped += 1
                 return
-        if run.upstream_run_id is not None and run.status not in RunStatus.TERMINAL:
-            observed = upstream.get(run.upstream_run_id)
-            if observed is None:
-                report.single_gets += 1
-                try:
-                    observed = service.get_run(run.upstream_run_id)
-                except UpstreamNotFound:
-                    observed = None
-            if observed is not None:
-                changed = _apply(run, observed)
-                if changed is not run:
-                    run = registry.save(changed, keep_live=True)
-                    report.updated += 1
-        kind = self._alert_kind(run, target, now)
-        if kind is not None:
-            self._alert(run, kind, target, service)
-            report.alerts += 1
-            if kind == AlertKind.OVERDUE:
-                return
-        elif run.terminal:
-            registry.save(run, keep_live=False)
-        if run.terminal:
-            report.finished += 1
+            if self._attempt(report, item[0], lambda: self._alert(item[0], item[1], target, service)):
+                report.alerts += 1
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(alert, alerting))
+
+    def _observe(self, service: PipelineService, query: RunQuery) -> dict[str, PipelineRun]:
+        """Everything Azure reports for the window, keyed by upstream run id: one call per page."""
+        return {run.run_id: run for run in service.query_runs(query)}
+
+    def _get(self, service: PipelineService, run: Run) -> PipelineRun | None:
+        """The fallback for a run the bulk query did not return."""
+        try:
+            return service.get_run(run.upstream_run_id or "")
+        except UpstreamNotFound:
+            return None
+        except GatewayError as exc:
+            _LOGGER.warning("Run %s not observed this tick: %s", run.id, exc.detail)
+            return None
+
+    def _attempt(self, report: TargetReport, run: Run, action: Callable[[], T]) -> T | None:
+        try:
+            return action()
+        except ConcurrentUpdate:
+            report.skipped += 1  # someone else moved it; the next tick sees their version
+        except GatewayError as exc:
+            report.skipped += 1
+            _LOGGER.warning("Run %s not advanced this tick: %s", run.id, exc.detail)
+        return None
 
     def _reconcile(self, run: Run, candidates: Iterable[PipelineRun], claimed: set[str],
                    now: datetime) -> Run:
@@ -195,7 +226,7 @@ class Poller:
         return None
 
     def _alert(self, run: Run, kind: str, target: DataFactoryTarget | SynapseTarget,
-               service: PipelineService) -> None:
+               service: PipelineService) -> bool:
         """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
         registry = self._context.registry
         identifier = alert_id(run, kind)
@@ -218,6 +249,11 @@ class Poller:
             registry.save(run.evolve(overdue_alerted_at=now, alert_id=None), keep_live=True)
         else:
             registry.save(run.evolve(alerted_at=now), keep_live=False)
+        return True
+
+
+def _late(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
 
 
 def _apply(run: Run, observed: PipelineRun) -> Run:

@@ -38,6 +38,7 @@ _LOGGER = logging.getLogger(__name__)
 LIVE = "live-"
 PAST = "past-"
 IDEMPOTENCY_PARTITION = "idempotency"
+TRANSACTION_LIMIT = 100  # operations per entity-group transaction
 # Table string properties hold at most 32K UTF-16 characters; longer JSON is split across several.
 _CHUNK = 30_000
 _JSON_FIELDS = ("parameters", "options")
@@ -112,6 +113,18 @@ class RunRegistry:
             metadata = self._table.create_entity(entity)
         return _with_location(run, entity["RowKey"], metadata)
 
+    def import_runs(self, runs: list[Run]) -> None:
+        """Bulk insert (100 per entity-group transaction): migrations, load tests and benchmarks."""
+        by_target: dict[str, list[Run]] = {}
+        for run in runs:
+            by_target.setdefault(run.target, []).append(run)
+        with _storage_errors("import runs"):
+            for target_runs in by_target.values():
+                for start in range(0, len(target_runs), 100):
+                    self._table.submit_transaction(
+                        [("create", _to_entity(run, LIVE if not run.terminal else PAST))
+                         for run in target_runs[start:start + 100]])
+
     def get(self, run_id: str) -> Run:
         target = target_of(run_id)
         if target is None:
@@ -133,26 +146,53 @@ class RunRegistry:
         ``keep_live`` defaults to "still in flight"; the poller keeps a finished run live until its
         alert is sent.
         """
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
-        live = (not run.terminal) if keep_live is None else keep_live
-        prefix = LIVE if live else PAST
-        if run.row_key is None or run.etag is None:
-            raise ValueError("save() needs a run read from the registry")
-        entity = _to_entity(run, prefix)
-        metadata: Mapping[str, Any]
+        operations, row_key = _save_operations(run, keep_live)
         with _storage_errors("update the run"):
-            if run.row_key == entity["RowKey"]:
-                metadata = self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=run.etag,
-                                                     match_condition=MatchConditions.IfNotModified)
+            if len(operations) == 1:
+                _, entity, condition = operations[0]
+                metadata: Mapping[str, Any] = self._table.update_entity(entity, **condition)
             else:
-                old = {"PartitionKey": run.target, "RowKey": run.row_key}
-                condition = {"etag": run.etag, "match_condition": MatchConditions.IfNotModified}
-                results = self._table.submit_transaction(
-                    [("delete", old, condition), ("create", entity)])
-                metadata = results[-1]
-        return _with_location(run, entity["RowKey"], metadata)
+                metadata = self._table.submit_transaction(operations)[-1]
+        return _with_location(run, row_key, metadata)
+
+    def save_many(self, changes: list[tuple[Run, bool]]) -> list[Run | None]:
+        """Saves many runs of one target in entity-group transactions (up to 100 operations each).
+
+        Each result is the saved run, or None where the record changed since it was read. A chunk
+        that fails on one conflict is retried run by run, so one stale record never blocks the rest.
+        """
+        results: list[Run | None] = [None] * len(changes)
+        chunk: list[tuple[int, int, str]] = []  # (index in changes, operations, row key after)
+        operations: list[Any] = []
+
+        def flush() -> None:
+            try:
+                with _storage_errors("update runs"):
+                    metadata = self._table.submit_transaction(operations)
+            except (ConcurrentUpdate, AlreadyExists):
+                for index, _, _ in chunk:
+                    run, keep_live = changes[index]
+                    try:
+                        results[index] = self.save(run, keep_live=keep_live)
+                    except (ConcurrentUpdate, AlreadyExists):
+                        results[index] = None
+            else:
+                position = 0
+                for index, count, row_key in chunk:
+                    position += count
+                    results[index] = _with_location(changes[index][0], row_key, metadata[position - 1])
+            chunk.clear()
+            operations.clear()
+
+        for index, (run, keep_live) in enumerate(changes):
+            pending, row_key = _save_operations(run, keep_live)
+            if len(operations) + len(pending) > TRANSACTION_LIMIT:
+                flush()
+            chunk.append((index, len(pending), row_key))
+            operations.extend(pending)
+        if chunk:
+            flush()
+        return results
 
     def live_runs(self, target: str) -> Iterator[Run]:
         query = "PartitionKey eq @target and RowKey ge @low and RowKey lt @high"
@@ -233,6 +273,23 @@ class RunRegistry:
                 return None
         return IdempotencyRecord(entity["RunId"], entity["Fingerprint"], entity["CreatedAt"],
                                  str(entity.metadata["etag"]))
+
+
+def _save_operations(run: Run, keep_live: bool | None) -> tuple[list[Any], str]:
+    """The transaction operations that write ``run`` (an update, or a delete and a create when it
+    moves between live and past), and its row key afterwards."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    if run.row_key is None or run.etag is None:
+        raise ValueError("saving needs a run read from the registry")
+    live = (not run.terminal) if keep_live is None else keep_live
+    entity = _to_entity(run, LIVE if live else PAST)
+    condition = {"etag": run.etag, "match_condition": MatchConditions.IfNotModified}
+    if run.row_key == entity["RowKey"]:
+        return [("update", entity, {**condition, "mode": UpdateMode.REPLACE})], entity["RowKey"]
+    old = {"PartitionKey": run.target, "RowKey": run.row_key}
+    return [("delete", old, condition), ("create", entity)], entity["RowKey"]
 
 
 def _idempotency_row(caller: str, key: str) -> str:
