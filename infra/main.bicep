@@ -60,7 +60,7 @@ param apimPublisherEmail string
 @minLength(1)
 param apimPublisherName string
 
-@description('Path of the API on the APIM gateway: https://<apim>.azure-api.net/<apiPath>/api/...')
+@description('Path of the API on the APIM gateway: https://<apim>.azure-api.net/<apiPath>/api/runs/...')
 param apiPath string = 'pipeline-gateway'
 
 @description('Products callers subscribe to: [{ id, displayName, description?, rateLimitCalls, renewalPeriod (s, <= 300), quotaCalls, quotaRenewalPeriod (s), approvalRequired?, subscriptionsLimit? }]. The id is what the catalog\'s "products" lists.')
@@ -348,6 +348,10 @@ module plan 'br/public:avm/res/web/serverfarm:0.1.1' = {
   }
 }
 
+// What callers use: the APIM gateway, the API's path, then the operations of openapi.json, which
+// keep the function app's route prefix ("api", host.json). The app builds run links from it.
+var apiBaseUrl = '${apimService.outputs.gatewayUrl}/${apiPath}/api'
+
 // Settings the app reads (shared/settings.py); storage and identity wiring is added in the module.
 var gatewaySettings = {
   GATEWAY_CATALOG: string(catalog)
@@ -356,7 +360,7 @@ var gatewaySettings = {
   GATEWAY_POLL_QUEUE: pollQueueName
   GATEWAY_POLL_SCHEDULE: pollSchedule
   GATEWAY_POLL_FANOUT: pollFanout ? 'true' : 'false'
-  GATEWAY_PUBLIC_BASE_URL: '${apimService.outputs.gatewayUrl}/${apiPath}'
+  GATEWAY_PUBLIC_BASE_URL: apiBaseUrl
   // Easy Auth is the gate in easyAuth mode (functions anonymous); otherwise the function key is.
   GATEWAY_HTTP_AUTH_LEVEL: useEasyAuth ? 'anonymous' : 'function'
 }
@@ -449,7 +453,7 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_NAME string = functionApp.outputs.name
-output API_BASE_URL string = '${apimService.outputs.gatewayUrl}/${apiPath}'
+output API_BASE_URL string = apiBaseUrl
 output APIM_NAME string = apimService.outputs.name
 output APIM_GATEWAY_URL string = apimService.outputs.gatewayUrl
 output GATEWAY_BACKEND_AUTH string = backendAuth

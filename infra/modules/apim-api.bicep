@@ -184,6 +184,15 @@ resource apiDiagnostics 'Microsoft.ApiManagement/service/apis/diagnostics@2024-0
         body: {
           bytes: 0
         }
+        // A key sent as ?subscription-key= never reaches the logs.
+        dataMasking: {
+          queryParams: [
+            {
+              value: 'subscription-key'
+              mode: 'Hide'
+            }
+          ]
+        }
       }
       response: {
         headers: [

@@ -209,6 +209,16 @@ def test_api_requires_a_subscription_and_traces_with_w3c() -> None:
     (products,) = resources_of_type(tree, "Microsoft.ApiManagement/service/products").values()
     assert body(products)["properties"]["subscriptionRequired"] is True
     (diagnostics,) = resources_of_type(tree, "Microsoft.ApiManagement/service/apis/diagnostics").values()
-    assert body(diagnostics)["properties"]["httpCorrelationProtocol"] == "W3C"
+    diagnostics_props = body(diagnostics)["properties"]
+    assert diagnostics_props["httpCorrelationProtocol"] == "W3C"
+    masked = diagnostics_props["frontend"]["request"]["dataMasking"]["queryParams"]
+    assert {"value": "subscription-key", "mode": "Hide"} in masked
+    logged = [
+        h.lower()
+        for side in ("frontend", "backend")
+        for part in ("request", "response")
+        for h in diagnostics_props[side][part]["headers"]
+    ]
+    assert "ocp-apim-subscription-key" not in logged and "authorization" not in logged
     (logger,) = resources_of_type(tree, "Microsoft.ApiManagement/service/loggers").values()
     assert set(body(logger)["properties"]["credentials"]) == {"connectionString", "identityClientId"}

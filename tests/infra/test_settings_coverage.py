@@ -4,11 +4,12 @@ optional, every setting the Bicep sets is one the app or the Functions host know
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from shared.settings import SETTINGS
-from tests.infra._support import INFRA, MODULES, app_bindings, object_keys, parse_bicep
+from tests.infra._support import INFRA, MODULES, REPO, app_bindings, object_keys, parse_bicep
 
 FUNCTION_APP = MODULES / "function-app.bicep"
 
@@ -127,3 +128,14 @@ def test_binding_expressions_and_connections_resolve_in_azure() -> None:
 def test_catalog_setting_is_json_of_the_parameters() -> None:
     main = parse_bicep(INFRA / "main.bicep")
     assert object_keys(main["variables"]["catalog"]["value"]) == {"targets", "alertOnCancelled"}
+
+
+def test_public_base_url_is_the_apim_api_with_the_route_prefix() -> None:
+    """The app appends /runs/{id} to GATEWAY_PUBLIC_BASE_URL, as it appends it to
+    https://<host>/<routePrefix> when the setting is unset; APIM keeps openapi.json's /api paths."""
+    host = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
+    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    main = parse_bicep(INFRA / "main.bicep")
+    assert bicep_app_settings()["GATEWAY_PUBLIC_BASE_URL"] == "apiBaseUrl"
+    assert main["variables"]["apiBaseUrl"]["value"] == "${apimService.outputs.gatewayUrl}/${apiPath}/" + prefix
+    assert main["outputs"]["API_BASE_URL"]["value"] == "apiBaseUrl"
