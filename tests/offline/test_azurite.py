@@ -19,7 +19,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient
 
 import offline.azurite as azurite_module
-from offline.azurite import Azurite, AzuriteError, Ports
+from offline.azurite import Azurite, AzuriteError
 from offline.tls import TlsFiles
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,25 +116,23 @@ def test_an_expired_token_is_refused(
         list(client.list_tables())
 
 
-def test_restart_keeps_ports_and_data(own_azurite: Azurite, tls_files: TlsFiles, storage_credential: object) -> None:
+def test_restart_keeps_ports_and_data_stop_closes_them_and_they_never_move(
+    own_azurite: Azurite, tls_files: TlsFiles, storage_credential: object
+) -> None:
     service = tables(own_azurite, tls_files, storage_credential)
     service.create_table("runs").upsert_entity({"PartitionKey": "p", "RowKey": "r", "n": 7})
     alerts = queue(own_azurite, tls_files, storage_credential, "alerts")
     alerts.create_queue()
     alerts.send_message("kept", time_to_live=-1)
-    endpoints, pid = (own_azurite.table_endpoint, own_azurite.queue_endpoint), own_azurite.pid
+    endpoints, first_pid = (own_azurite.table_endpoint, own_azurite.queue_endpoint), own_azurite.pid
 
     own_azurite.restart()
 
     assert (own_azurite.table_endpoint, own_azurite.queue_endpoint) == endpoints
-    assert own_azurite.pid != pid
+    assert own_azurite.pid != first_pid
     assert service.get_table_client("runs").get_entity("p", "r")["n"] == 7
     assert [m.content for m in alerts.peek_messages()] == ["kept"]
 
-
-def test_a_request_while_stopped_fails_to_connect(
-    own_azurite: Azurite, tls_files: TlsFiles, storage_credential: object
-) -> None:
     pid = own_azurite.pid
     assert pid is not None
     own_azurite.stop()
@@ -142,8 +140,16 @@ def test_a_request_while_stopped_fails_to_connect(
     assert own_azurite.pid is None
     assert process_gone(pid)
     with pytest.raises(ServiceRequestError):
-        list(tables(own_azurite, tls_files, storage_credential).list_tables())
+        list(service.list_tables())
     own_azurite.stop()  # stopping twice is harmless
+
+    with socket.socket() as squatter:  # explicit ports never move: clients hold them
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port may be in TIME_WAIT
+        squatter.bind(("127.0.0.1", own_azurite.ports.queue))
+        squatter.listen()
+        with pytest.raises(AzuriteError, match="EADDRINUSE"):
+            own_azurite.restart()
+    assert not own_azurite.is_running()
 
 
 def test_a_missing_install_says_to_run_make_install(
@@ -160,19 +166,6 @@ def test_a_failed_start_shows_the_log_tail(tmp_path: Path, tls_files: TlsFiles) 
 
     with pytest.raises(AzuriteError, match=r"(?s)exited with code.*azurite\.log.*no-cert\.pem"):
         Azurite(tmp_path / "azurite", broken, startup_timeout=15).start()
-
-
-def test_explicit_ports_already_taken_fail_clearly(tmp_path: Path, tls_files: TlsFiles) -> None:
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
-        free = azurite_module.free_ports(2)
-        azurite = Azurite(tmp_path, tls_files, ports=Ports(blob=taken, queue=free[0], table=free[1]))
-
-        with pytest.raises(AzuriteError, match="EADDRINUSE"):
-            azurite.start()
-        assert not azurite.is_running()
 
 
 def test_free_ports_taken_meanwhile_are_chosen_again(
