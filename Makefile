@@ -28,7 +28,7 @@ install: $(STAMP) $(NODE_STAMP) ## Create .venv and install Python and npm depen
 test: install ## Run every test (lint, types, unit, integration, emulator fidelity)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 lint: $(STAMP) ## ruff and mypy
 	$(PY) -m ruff check .

@@ -44,14 +44,28 @@ def emulator_config(targets: int) -> dict[str, Any]:
     pipelines = [
         {"name": LONG, "queue_s": 0, "duration_s": 36_000, "activities": [{"name": "Transform", "type": "Copy"}]},
         {"name": DONE, "queue_s": 0, "duration_s": FINISH_S, "activities": [{"name": "Copy", "type": "Copy"}]},
-        {"name": FAILS, "outcome": "Failed", "queue_s": 0, "duration_s": FINISH_S,
-         "activities": [{"name": "LoadWarehouse", "type": "Copy"}],
-         "failure": {"activity": "LoadWarehouse", "error_code": "2200", "failure_type": "UserError",
-                     "message": "Cannot connect to the warehouse."}},
+        {
+            "name": FAILS,
+            "outcome": "Failed",
+            "queue_s": 0,
+            "duration_s": FINISH_S,
+            "activities": [{"name": "LoadWarehouse", "type": "Copy"}],
+            "failure": {
+                "activity": "LoadWarehouse",
+                "error_code": "2200",
+                "failure_type": "UserError",
+                "message": "Cannot connect to the warehouse.",
+            },
+        },
     ]
-    return {"page_size": 100, "factories": [
-        {"name": f"bench-adf-{index:02d}", "resource_group": "rg-bench", "pipelines": pipelines}
-        for index in range(targets)], "workspaces": []}
+    return {
+        "page_size": 100,
+        "factories": [
+            {"name": f"bench-adf-{index:02d}", "resource_group": "rg-bench", "pipelines": pipelines}
+            for index in range(targets)
+        ],
+        "workspaces": [],
+    }
 
 
 def start_emulator(workdir: Path, targets: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
@@ -59,8 +73,21 @@ def start_emulator(workdir: Path, targets: int) -> tuple[subprocess.Popen[bytes]
     config.write_text(json.dumps(emulator_config(targets)))
     info_path = workdir / "emulator-info.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "offline.emulator", "--port", "0", "--info", str(info_path), "--config", str(config),
-         "--tls-dir", str(workdir / "tls")], stdout=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "offline.emulator",
+            "--port",
+            "0",
+            "--info",
+            str(info_path),
+            "--config",
+            str(config),
+            "--tls-dir",
+            str(workdir / "tls"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while not info_path.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -71,8 +98,9 @@ def start_emulator(workdir: Path, targets: int) -> tuple[subprocess.Popen[bytes]
 
 def admin(info: dict[str, Any], method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """The emulator's control API (counters, clock)."""
-    response = requests.request(method, f"{info['admin_endpoint']}/{path}", json=body, verify=info["ca_bundle"],
-                                timeout=30)
+    response = requests.request(
+        method, f"{info['admin_endpoint']}/{path}", json=body, verify=info["ca_bundle"], timeout=30
+    )
     response.raise_for_status()
     return response.json() if response.content else None
 
@@ -80,9 +108,12 @@ def admin(info: dict[str, Any], method: str, path: str, body: dict[str, Any] | N
 def environment(info: dict[str, Any], azurite: Azurite, ca_bundle: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "IDENTITY_ENDPOINT": info["identity_endpoint"], "IDENTITY_HEADER": info["identity_header"],
-        "AZURE_CLIENT_ID": info["client_id"], "REQUESTS_CA_BUNDLE": str(ca_bundle),
-        "GATEWAY_CATALOG": json.dumps(catalog_for(info)), "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
+        "IDENTITY_ENDPOINT": info["identity_endpoint"],
+        "IDENTITY_HEADER": info["identity_header"],
+        "AZURE_CLIENT_ID": info["client_id"],
+        "REQUESTS_CA_BUNDLE": str(ca_bundle),
+        "GATEWAY_CATALOG": json.dumps(catalog_for(info)),
+        "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
         "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
         "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,
     }
@@ -104,9 +135,19 @@ def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
         target, pipeline = item
         created = context.pipelines(context.catalog.get(target)).create_run(pipeline, {}, StartOptions())
         now = utcnow() - timedelta(seconds=5)
-        return Run(id=new_run_id(target), target=target, kind="datafactory", pipeline=pipeline,
-                   status=RunStatus.IN_PROGRESS, upstream_status=RunStatus.IN_PROGRESS, created_at=now,
-                   updated_at=now, run_start=now, upstream_run_id=created.run_id, correlation_id="bench")
+        return Run(
+            id=new_run_id(target),
+            target=target,
+            kind="datafactory",
+            pipeline=pipeline,
+            status=RunStatus.IN_PROGRESS,
+            upstream_status=RunStatus.IN_PROGRESS,
+            created_at=now,
+            updated_at=now,
+            run_start=now,
+            upstream_run_id=created.run_id,
+            correlation_id="bench",
+        )
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         records = list(pool.map(create, plan))
@@ -136,18 +177,25 @@ def tick(role: str) -> dict[str, Any]:
     started = time.perf_counter()
     report = poller.tick(budget_seconds=3600)
     seconds = time.perf_counter() - started
-    return {"tick_s": round(seconds, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "updated": sum(t.updated for t in report.targets), "alerts": sum(t.alerts for t in report.targets),
-            "single_gets": sum(t.single_gets for t in report.targets),
-            "errors": [t.error for t in report.targets if t.error]}
+    return {
+        "tick_s": round(seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "updated": sum(t.updated for t in report.targets),
+        "alerts": sum(t.alerts for t in report.targets),
+        "single_gets": sum(t.single_gets for t in report.targets),
+        "errors": [t.error for t in report.targets if t.error],
+    }
 
 
 def measure(role: str, env: dict[str, str], table: str, queue: str, info: dict[str, Any]) -> dict[str, Any]:
     admin(info, "POST", "counters/reset")
     output = subprocess.run(
-        [sys.executable, "-m", "bench.poller", "--role", role], check=True, capture_output=True, text=True,
-        env={**env, "GATEWAY_RUNS_TABLE": table, "GATEWAY_ALERT_QUEUE": queue})
+        [sys.executable, "-m", "bench.poller", "--role", role],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**env, "GATEWAY_RUNS_TABLE": table, "GATEWAY_ALERT_QUEUE": queue},
+    )
     figures: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
     counters = admin(info, "GET", "counters")
     figures["calls"] = sum(v for k, v in counters.items() if not k.startswith("ManagedIdentity_"))
@@ -188,18 +236,29 @@ def main(argv: list[str] | None = None) -> int:
             emulator.terminate()
             emulator.wait(timeout=10)
     print(f"{'':<22}{'bulk (ours)':>14}{'per-run GET':>14}{'ratio':>10}")
-    for label, key in (("upstream calls", "calls"), ("status calls", "status_calls"), ("tick wall time s", "tick_s"),
-                       ("peak RSS MB", "peak_rss_mb")):
+    for label, key in (
+        ("upstream calls", "calls"),
+        ("status calls", "status_calls"),
+        ("tick wall time s", "tick_s"),
+        ("peak RSS MB", "peak_rss_mb"),
+    ):
         ratio = naive[key] / ours[key] if ours[key] else float("inf")
         print(f"{label:<22}{ours[key]:>14}{naive[key]:>14}{ratio:>9.1f}x")
     print(f"{'runs updated':<22}{ours['updated']:>14}{naive['updated']:>14}")
     print(f"{'alerts':<22}{ours['alerts']:>14}{naive['alerts']:>14}")
-    result = {"runs": args.runs, "targets": args.targets, "calls": ours["calls"], "naive_calls": naive["calls"],
-              "calls_per_1000_runs": round(ours["calls"] * 1000 / args.runs, 1),
-              "tick_s": ours["tick_s"], "naive_tick_s": naive["tick_s"], "peak_rss_mb": ours["peak_rss_mb"],
-              "naive_peak_rss_mb": naive["peak_rss_mb"],
-              "call_ratio": round(naive["calls"] / max(1, ours["calls"]), 1),
-              "errors": ours["errors"] + naive["errors"]}
+    result = {
+        "runs": args.runs,
+        "targets": args.targets,
+        "calls": ours["calls"],
+        "naive_calls": naive["calls"],
+        "calls_per_1000_runs": round(ours["calls"] * 1000 / args.runs, 1),
+        "tick_s": ours["tick_s"],
+        "naive_tick_s": naive["tick_s"],
+        "peak_rss_mb": ours["peak_rss_mb"],
+        "naive_peak_rss_mb": naive["peak_rss_mb"],
+        "call_ratio": round(naive["calls"] / max(1, ours["calls"]), 1),
+        "errors": ours["errors"] + naive["errors"],
+    }
     print(json.dumps(result))
     return 0 if not result["errors"] else 1
 

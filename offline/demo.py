@@ -17,7 +17,6 @@ from typing import Any
 
 import requests
 
-from offline.localhost import LocalHost
 from offline.stack import OfflineStack
 
 POLL_SECONDS = 2.0
@@ -38,16 +37,21 @@ class Caller:
     def __init__(self, api: str, key: str) -> None:
         self.api = api
         self.session = requests.Session()
-        self.session.headers.update({"x-functions-key": key, "x-apim-subscription-id": "erp-system",
-                                     "x-apim-product-id": "erp"})
+        self.session.headers.update(
+            {"x-functions-key": key, "x-apim-subscription-id": "erp-system", "x-apim-product-id": "erp"}
+        )
 
     def start(self, target: str, pipeline: str, parameters: dict[str, Any]) -> dict[str, Any]:
-        response = self.session.post(f"{self.api}/targets/{target}/pipelines/{pipeline}/runs",
-                                     json={"parameters": parameters},
-                                     headers={"Idempotency-Key": f"demo-{target}-{pipeline}"})
+        response = self.session.post(
+            f"{self.api}/targets/{target}/pipelines/{pipeline}/runs",
+            json={"parameters": parameters},
+            headers={"Idempotency-Key": f"demo-{target}-{pipeline}"},
+        )
         run: dict[str, Any] = response.json()
-        say(f"POST .../targets/{target}/pipelines/{pipeline}/runs -> {response.status_code} "
-            f"{run.get('status')}  id={run.get('id')}  upstream={run.get('upstreamRunId')}")
+        say(
+            f"POST .../targets/{target}/pipelines/{pipeline}/runs -> {response.status_code} "
+            f"{run.get('status')}  id={run.get('id')}  upstream={run.get('upstreamRunId')}"
+        )
         return run
 
     def get(self, run_id: str) -> dict[str, Any]:
@@ -88,8 +92,10 @@ def print_alert(alert: dict[str, Any]) -> None:
     for name, value in facts:
         say(f"{name:>10}  {value}")
     for activity in alert["failedActivities"]:
-        say(f"\n  failed activity {activity['name']} ({activity['type']}), "
-            f"{activity['failureType']} {activity['errorCode']}:")
+        say(
+            f"\n  failed activity {activity['name']} ({activity['type']}), "
+            f"{activity['failureType']} {activity['errorCode']}:"
+        )
         say(textwrap.indent(textwrap.fill(activity["message"], 96), "    "))
     say(f"\n  alert id {alert['alertId']} (schema v{alert['schemaVersion']})")
 
@@ -99,12 +105,11 @@ def main() -> int:
     from shared.context import app_context
 
     logging.getLogger("shared").setLevel(logging.ERROR)  # the story is told below, not in the app's log
-    with tempfile.TemporaryDirectory(prefix="pipeline-gateway-demo-") as workdir, \
-            OfflineStack(Path(workdir)) as stack:
+    with tempfile.TemporaryDirectory(prefix="pipeline-gateway-demo-") as workdir, OfflineStack(Path(workdir)) as stack:
         stack.apply_environment()
         info = stack.emulator.info
         factory, workspace = info["factories"][0]["name"], info["workspaces"][0]["name"]
-        host = LocalHost(app, run_timers=True, timer_interval_override=POLL_SECONDS)
+        host = stack.local_host(app, poll_seconds=POLL_SECONDS)
         host.start()
         try:
             step("The offline stack")
@@ -142,9 +147,14 @@ def main() -> int:
             counters = stack.emulator.counters
             step("Summary")
             say(f"runs: {len(finished)} started, {len(failed)} failed, {len(alerts)} alert(s)")
-            say("token requests to the identity endpoint: " + ", ".join(
-                f"{key.split(':', 1)[1]} x{value}" for key, value in counters.items()
-                if key.startswith("ManagedIdentity_GetToken:")))
+            say(
+                "token requests to the identity endpoint: "
+                + ", ".join(
+                    f"{key.split(':', 1)[1]} x{value}"
+                    for key, value in counters.items()
+                    if key.startswith("ManagedIdentity_GetToken:")
+                )
+            )
             ok = len(failed) == 1 and len(alerts) == 1 and alerts[0]["runId"] == failed[0]["id"]
         finally:
             host.stop()

@@ -22,30 +22,52 @@ from typing import Any
 
 from offline.azurite import Azurite
 from offline.emulator import Emulator, EmulatorConfig
+from offline.localhost import LocalHost
 from offline.tls import ensure_tls_files
 
 SCHEDULE_EVERY_10_SECONDS = "*/10 * * * * *"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def catalog_for(info: Mapping[str, Any], *, alert_on_cancelled: bool = False) -> dict[str, Any]:
     """A catalog with one target per emulated factory and workspace, every pipeline allowed."""
     targets: list[dict[str, Any]] = []
     for factory in info["factories"]:
-        targets.append({"name": factory["name"], "kind": "datafactory",
-                        "subscriptionId": factory["subscription_id"],
-                        "resourceGroup": factory["resource_group"], "factoryName": factory["name"],
-                        "pipelines": ["*"]})
+        targets.append(
+            {
+                "name": factory["name"],
+                "kind": "datafactory",
+                "subscriptionId": factory["subscription_id"],
+                "resourceGroup": factory["resource_group"],
+                "factoryName": factory["name"],
+                "pipelines": ["*"],
+            }
+        )
     for workspace in info["workspaces"]:
-        targets.append({"name": workspace["name"], "kind": "synapse", "workspaceName": workspace["name"],
-                        "endpoint": workspace["endpoint"], "subscriptionId": workspace["subscription_id"],
-                        "resourceGroup": workspace["resource_group"], "pipelines": ["*"],
-                        "sparkPools": ["*"]})
+        targets.append(
+            {
+                "name": workspace["name"],
+                "kind": "synapse",
+                "workspaceName": workspace["name"],
+                "endpoint": workspace["endpoint"],
+                "subscriptionId": workspace["subscription_id"],
+                "resourceGroup": workspace["resource_group"],
+                "pipelines": ["*"],
+                "sparkPools": ["*"],
+            }
+        )
     return {"targets": targets, "alertOnCancelled": alert_on_cancelled}
 
 
 class OfflineStack:
-    def __init__(self, workdir: Path | None = None, *, emulator_config: EmulatorConfig | None = None,
-                 emulator_latency_s: float = 0.0, catalog: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        emulator_config: EmulatorConfig | None = None,
+        emulator_latency_s: float = 0.0,
+        catalog: Mapping[str, Any] | None = None,
+    ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="pipeline-gateway-"))
         self.tls = ensure_tls_files(self.workdir / "tls")
         self.emulator = Emulator(emulator_config, tls_dir=self.workdir / "tls", latency_s=emulator_latency_s)
@@ -68,8 +90,9 @@ class OfflineStack:
     def __enter__(self) -> OfflineStack:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -91,28 +114,52 @@ class OfflineStack:
             "GATEWAY_STORAGE__credential": "managedidentity",
             "GATEWAY_STORAGE__clientId": info["client_id"],
             "GATEWAY_POLL_SCHEDULE": SCHEDULE_EVERY_10_SECONDS,
+            "GATEWAY_POLL_QUEUE": "gateway-poll",
         }
 
     def apply_environment(self) -> None:
         """Sets the environment of this process; azure-identity reads it when a credential is built."""
         os.environ.update(self.environment())
 
+    def local_host(self, app: Any, *, port: int = 0, poll_seconds: float | None = None) -> LocalHost:
+        """The app on a local Functions host: HTTP routes, the poller's timer and its queue trigger."""
+        from azure.storage.queue import QueueClient
+
+        from shared.context import app_context
+
+        def queue_client(queue: str, connection: str) -> QueueClient:
+            # Undecoded, like the Functions host reads queues; the identity is the app's own.
+            return QueueClient(
+                account_url=os.environ[f"{connection}__queueServiceUri"],
+                queue_name=queue,
+                credential=app_context().tokens.credential,
+            )
+
+        return LocalHost(
+            app,
+            port=port,
+            host_json=ROOT / "host.json",
+            run_timers=poll_seconds is not None,
+            timer_interval_override=poll_seconds,
+            queue_client_factory=queue_client,
+        )
+
 
 def _serve(args: argparse.Namespace) -> int:
     from function_app import app
-    from offline.localhost import LocalHost
 
     with OfflineStack(Path(args.dir) if args.dir else None) as stack:
         stack.apply_environment()
-        host = LocalHost(app, port=args.port, run_timers=True, timer_interval_override=args.poll_seconds)
+        host = stack.local_host(app, port=args.port, poll_seconds=args.poll_seconds)
         host.start()
         key = host.function_key
         target = stack.emulator.info["factories"][0]["name"]
-        print(f"""Pipeline Gateway is running offline.
+        print(
+            f"""Pipeline Gateway is running offline.
 
   API            {host.api_url}
   function key   {key}
-  Azure emulator {stack.emulator.info['arm_endpoint']}  (admin: {stack.emulator.info['admin_endpoint']})
+  Azure emulator {stack.emulator.info["arm_endpoint"]}  (admin: {stack.emulator.info["admin_endpoint"]})
   Azurite        {stack.azurite.table_endpoint}
   CA bundle      {stack.tls.ca_bundle}
   poller         every {args.poll_seconds:g}s
@@ -124,7 +171,9 @@ Try:
        -d '{{"parameters": {{"date": "2026-11-22"}}}}' {host.api_url}/targets/{target}/pipelines/daily_load/runs
   curl -s -H 'x-functions-key: {key}' {host.api_url}/runs
 
-Ctrl+C stops everything.""", flush=True)
+Ctrl+C stops everything.""",
+            flush=True,
+        )
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         with contextlib.suppress(KeyboardInterrupt):

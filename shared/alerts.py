@@ -46,23 +46,24 @@ def duration_text(milliseconds: int | None) -> str:
 
 def _one_line(text: str) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= MAX_MESSAGE else flat[:MAX_MESSAGE - 1] + "…"
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 1] + "…"
 
 
 def summary(run: Run, kind: str, failed: Sequence[ActivityRun], now: datetime) -> str:
     label = f"{KIND_LABELS.get(run.kind, run.kind)} {run.target}/{run.pipeline} run {_short(run)}"
     if kind == AlertKind.OVERDUE:
         elapsed = int((now - (run.run_start or run.created_at)).total_seconds() * 1000)
-        return (f"{label} is still {run.status} after {duration_text(elapsed)} "
-                f"(limit {run.max_duration_minutes} min)")
+        return f"{label} is still {run.status} after {duration_text(elapsed)} (limit {run.max_duration_minutes} min)"
     if kind == AlertKind.UNKNOWN:
         return f"{label} may not have started: {_one_line(run.message) or 'the start could not be confirmed'}"
     verb = "was cancelled" if kind == AlertKind.CANCELLED else "failed"
     where = f" at activity {failed[0].name}" if failed else ""
     ended = run.run_end or now
     reason = _one_line(failed[0].message if failed and failed[0].message else run.message)
-    return (f"{label} {verb}{where} on {ended:%Y-%m-%d %H:%M:%S} UTC after {duration_text(run.duration_ms)}: "
-            f"{reason or 'no message from Azure'}")
+    return (
+        f"{label} {verb}{where} on {ended:%Y-%m-%d %H:%M:%S} UTC after {duration_text(run.duration_ms)}: "
+        f"{reason or 'no message from Azure'}"
+    )
 
 
 def _short(run: Run) -> str:
@@ -73,14 +74,21 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def build_alert(run: Run, kind: str, *, target: DataFactoryTarget | SynapseTarget,
-                failed_activities: Sequence[ActivityRun], history: Sequence[Run], settings: Settings,
-                now: datetime) -> dict[str, Any]:
+def build_alert(
+    run: Run,
+    kind: str,
+    *,
+    target: DataFactoryTarget | SynapseTarget,
+    failed_activities: Sequence[ActivityRun],
+    history: Sequence[Run],
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
     links: dict[str, str] = {}
     if run.upstream_run_id and run.kind != "spark":
-        links["studio"] = studio_run_link(target, run.upstream_run_id,
-                                          adf_studio=settings.adf_studio_url,
-                                          synapse_studio=settings.synapse_studio_url)
+        links["studio"] = studio_run_link(
+            target, run.upstream_run_id, adf_studio=settings.adf_studio_url, synapse_studio=settings.synapse_studio_url
+        )
     if settings.public_base_url:
         links["run"] = f"{settings.public_base_url}/runs/{run.id}"
     previous = [{"id": r.id, "status": r.status, "createdAt": _time(r.created_at)} for r in history]
@@ -100,9 +108,18 @@ def build_alert(run: Run, kind: str, *, target: DataFactoryTarget | SynapseTarge
         "upstreamRunId": run.upstream_run_id,
         "runId": run.id,
         "message": run.message,
-        "failedActivities": [{
-            "name": a.name, "type": a.type, "errorCode": a.error_code, "failureType": a.failure_type,
-            "message": a.message, "start": _time(a.start), "end": _time(a.end)} for a in failed_activities],
+        "failedActivities": [
+            {
+                "name": a.name,
+                "type": a.type,
+                "errorCode": a.error_code,
+                "failureType": a.failure_type,
+                "message": a.message,
+                "start": _time(a.start),
+                "end": _time(a.end),
+            }
+            for a in failed_activities
+        ],
         "start": _time(run.run_start or run.created_at),
         "end": _time(run.run_end),
         "durationMs": run.duration_ms,

@@ -11,8 +11,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
 @bp.function_name("start_pipeline_run")
-@bp.route(route="targets/{target}/pipelines/{pipeline}/runs", methods=["POST"],
-          auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="targets/{target}/pipelines/{pipeline}/runs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
     return endpoint(handlers.start_pipeline_run)(req)
 

@@ -24,8 +24,7 @@ GLOB_CHARACTERS = frozenset("*?[")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 def _check_name(rule: names.NameRule, value: str) -> str:
@@ -109,8 +108,10 @@ class DataFactoryTarget(_Target):
 
     @property
     def resource_id(self) -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.DataFactory/factories/{self.factory_name}")
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.DataFactory/factories/{self.factory_name}"
+        )
 
 
 class SynapseTarget(_Target):
@@ -152,8 +153,10 @@ class SynapseTarget(_Target):
     def resource_id(self) -> str | None:
         if not (self.subscription_id and self.resource_group):
             return None
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.Synapse/workspaces/{self.workspace_name}")
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Synapse/workspaces/{self.workspace_name}"
+        )
 
     def spark_pool_rule(self, pool: str, product: str | None) -> AccessRule:
         return _allowed(self.spark_pools, pool, product, f"Spark pool {pool!r}", self.name)
@@ -187,8 +190,7 @@ class Catalog(_Model):
         return self.alert_on_cancelled
 
 
-def _allowed(rules: tuple[AccessRule, ...], name: str, product: str | None, what: str,
-             target: str) -> AccessRule:
+def _allowed(rules: tuple[AccessRule, ...], name: str, product: str | None, what: str, target: str) -> AccessRule:
     for rule in rules:
         if rule.matches(name):
             if rule.allows_product(product):

@@ -49,8 +49,7 @@ class AppContext:
             if self._upstream is None:
                 from shared.upstream import UpstreamClient, new_session
 
-                self._upstream = UpstreamClient(new_session(), self.tokens,
-                                                timeout=self.settings.upstream_timeout)
+                self._upstream = UpstreamClient(new_session(), self.tokens, timeout=self.settings.upstream_timeout)
             return self._upstream
 
     @property
@@ -60,9 +59,11 @@ class AppContext:
                 from shared.registry import RunRegistry
 
                 registry = RunRegistry.connect(
-                    table_name=self.settings.runs_table, endpoint=self.settings.table_service_uri,
+                    table_name=self.settings.runs_table,
+                    endpoint=self.settings.table_service_uri,
                     connection_string=self.settings.storage_connection_string,
-                    credential=self.tokens.credential)
+                    credential=self.tokens.credential,
+                )
                 registry.ensure_table()
                 self._registry = registry
             return self._registry
@@ -84,9 +85,11 @@ class AppContext:
                 from shared.queues import JsonQueue
 
                 queue = JsonQueue.connect(
-                    queue_name=name, endpoint=self.settings.queue_service_uri,
+                    queue_name=name,
+                    endpoint=self.settings.queue_service_uri,
                     connection_string=self.settings.storage_connection_string,
-                    credential=self.tokens.credential)
+                    credential=self.tokens.credential,
+                )
                 queue.ensure_queue()
                 self._queues[name] = queue
             return queue
@@ -99,14 +102,13 @@ class AppContext:
                 if isinstance(target, DataFactoryTarget):
                     from shared.datafactory import DataFactoryClient
 
-                    service = DataFactoryClient(self.upstream, target,
-                                                arm_endpoint=self.settings.arm_endpoint,
-                                                scope=self.settings.arm_scope)
+                    service = DataFactoryClient(
+                        self.upstream, target, arm_endpoint=self.settings.arm_endpoint, scope=self.settings.arm_scope
+                    )
                 else:
                     from shared.synapse import SynapsePipelineClient
 
-                    service = SynapsePipelineClient(self.upstream, target,
-                                                    scope=self.settings.synapse_scope)
+                    service = SynapsePipelineClient(self.upstream, target, scope=self.settings.synapse_scope)
                 self._services[target.name] = service
             return service
 

@@ -11,10 +11,8 @@ class DataFactoryClient(PipelineClient):
     api_version = "2018-06-01"
     supports_start_from_failure = True
 
-    def __init__(self, upstream: UpstreamClient, target: DataFactoryTarget, *, arm_endpoint: str,
-                 scope: str) -> None:
-        super().__init__(upstream, base_url=arm_endpoint + target.resource_id, scope=scope,
-                         target=target.name)
+    def __init__(self, upstream: UpstreamClient, target: DataFactoryTarget, *, arm_endpoint: str, scope: str) -> None:
+        super().__init__(upstream, base_url=arm_endpoint + target.resource_id, scope=scope, target=target.name)
         factory = target.factory_name
         self.read_role = f"Data Factory Contributor (or Reader) on factory {factory}"
         self.run_role = f"Data Factory Contributor on factory {factory}"

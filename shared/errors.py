@@ -19,8 +19,9 @@ class GatewayError(Exception):
     slug: str = "internal-error"
     title: str = "Internal error"
 
-    def __init__(self, detail: str, *, extensions: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, extensions: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extensions: dict[str, Any] = dict(extensions or {})
@@ -32,8 +33,13 @@ class GatewayError(Exception):
 
     def problem(self) -> dict[str, Any]:
         """The RFC 9457 problem document (extensions never overwrite the standard members)."""
-        return {**self.extensions, "type": self.type_uri, "title": self.title,
-                "status": self.status, "detail": self.detail}
+        return {
+            **self.extensions,
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
 
 
 class ConfigurationError(GatewayError):
@@ -141,9 +147,15 @@ class UpstreamError(GatewayError):
     slug = "upstream-error"
     title = "Azure returned an error"
 
-    def __init__(self, detail: str, *, upstream_status: int | None = None,
-                 upstream_code: str | None = None, request_id: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        upstream_status: int | None = None,
+        upstream_code: str | None = None,
+        request_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         extensions: dict[str, Any] = {}
         if upstream_status is not None:
             extensions["upstreamStatus"] = upstream_status

@@ -28,9 +28,11 @@ MAX_PAGE = 200
 
 
 def _caller(req: func.HttpRequest) -> Caller:
-    return Caller(subscription=req.headers.get(SUBSCRIPTION_HEADER) or None,
-                  product=req.headers.get(PRODUCT_HEADER) or None,
-                  correlation_id=telemetry.correlation_id() or "")
+    return Caller(
+        subscription=req.headers.get(SUBSCRIPTION_HEADER) or None,
+        product=req.headers.get(PRODUCT_HEADER) or None,
+        correlation_id=telemetry.correlation_id() or "",
+    )
 
 
 def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
@@ -39,8 +41,10 @@ def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
     pipeline = validate_name(names.PIPELINE, req.route_params.get("pipeline", ""), "pipeline")
     key = req.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
-        raise ValidationFailed("The Idempotency-Key header must be 1-255 printable characters.",
-                               [{"field": "Idempotency-Key", "message": "1-255 printable characters"}])
+        raise ValidationFailed(
+            "The Idempotency-Key header must be 1-255 printable characters.",
+            [{"field": "Idempotency-Key", "message": "1-255 printable characters"}],
+        )
     body = parse_body(StartRunRequest, read_json(req, context.settings.max_body_bytes))
     result = RunService(context).start_pipeline_run(target_name, pipeline, body, _caller(req), key)
     view = _run_view(req, result.run)
@@ -67,13 +71,19 @@ def list_runs(req: func.HttpRequest) -> func.HttpResponse:
         validate_name(names.PIPELINE, pipeline, "pipeline")
     status = req.params.get("status")
     if status and status not in RunStatus.ALL:
-        raise ValidationFailed(f"status must be one of {', '.join(RunStatus.ALL)}.",
-                               [{"field": "status", "message": "unknown status"}])
+        raise ValidationFailed(
+            f"status must be one of {', '.join(RunStatus.ALL)}.", [{"field": "status", "message": "unknown status"}]
+        )
     since = _since(req.params.get("since"))
     limit = _limit(req.params.get("limit"))
-    runs, token = context.registry.list_runs(target=target, pipeline=pipeline, status=status,
-                                             since=since, limit=limit,
-                                             continuation=req.params.get("continuation"))
+    runs, token = context.registry.list_runs(
+        target=target,
+        pipeline=pipeline,
+        status=status,
+        since=since,
+        limit=limit,
+        continuation=req.params.get("continuation"),
+    )
     page: dict[str, object] = {"value": [_run_view(req, run) for run in runs], "continuation": token}
     if token:
         page["nextLink"] = f"{base_url(req, context.settings.public_base_url)}/runs?continuation={token}"
@@ -101,8 +111,9 @@ def _run_view(req: func.HttpRequest, run: Run) -> dict[str, Any]:
         target = context.catalog.get(run.target)
     except TargetNotFound:
         target = None  # removed from the catalog since: the record still shows
-    return run_view(run, base_url=base_url(req, context.settings.public_base_url), target=target,
-                    settings=context.settings)
+    return run_view(
+        run, base_url=base_url(req, context.settings.public_base_url), target=target, settings=context.settings
+    )
 
 
 def _since(raw: str | None) -> datetime | None:
@@ -113,8 +124,10 @@ def _since(raw: str | None) -> datetime | None:
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise ValidationFailed("since must be an ISO 8601 time with a zone, e.g. 2026-11-22T00:00:00Z.",
-                               [{"field": "since", "message": "ISO 8601 with zone"}])
+        raise ValidationFailed(
+            "since must be an ISO 8601 time with a zone, e.g. 2026-11-22T00:00:00Z.",
+            [{"field": "since", "message": "ISO 8601 with zone"}],
+        )
     return moment
 
 
@@ -122,6 +135,7 @@ def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise ValidationFailed(f"limit must be an integer from 1 to {MAX_PAGE}.",
-                               [{"field": "limit", "message": f"1-{MAX_PAGE}"}])
+        raise ValidationFailed(
+            f"limit must be an integer from 1 to {MAX_PAGE}.", [{"field": "limit", "message": f"1-{MAX_PAGE}"}]
+        )
     return int(raw)

@@ -32,12 +32,22 @@ PRODUCT_HEADER = "x-apim-product-id"
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None,
-                  mimetype: str = "application/json") -> func.HttpResponse:
-    all_headers = {CORRELATION_HEADER: telemetry.correlation_id() or "", "Cache-Control": "no-store",
-                   "X-Content-Type-Options": "nosniff", **(headers or {})}
-    return func.HttpResponse(json.dumps(data, separators=(",", ":"), default=str), status_code=status,
-                             headers=all_headers, mimetype=mimetype, charset="utf-8")
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None, mimetype: str = "application/json"
+) -> func.HttpResponse:
+    all_headers = {
+        CORRELATION_HEADER: telemetry.correlation_id() or "",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        **(headers or {}),
+    }
+    return func.HttpResponse(
+        json.dumps(data, separators=(",", ":"), default=str),
+        status_code=status,
+        headers=all_headers,
+        mimetype=mimetype,
+        charset="utf-8",
+    )
 
 
 def problem_response(error: GatewayError, instance: str | None = None) -> func.HttpResponse:
@@ -59,14 +69,16 @@ def endpoint(handler: Handler) -> Handler:
             return handler(req)
         except GatewayError as error:
             level = logging.WARNING if error.status >= 500 else logging.INFO
-            _LOGGER.log(level, "%s %s -> %s %s: %s", req.method, path, error.status, error.slug,
-                        error.detail)
+            _LOGGER.log(level, "%s %s -> %s %s: %s", req.method, path, error.status, error.slug, error.detail)
             return problem_response(error, path)
         except Exception:
             _LOGGER.exception("Unhandled error in %s %s", req.method, path)
-            return problem_response(GatewayError(
-                "The gateway failed unexpectedly; the correlation id identifies this request in its logs."),
-                path)
+            return problem_response(
+                GatewayError(
+                    "The gateway failed unexpectedly; the correlation id identifies this request in its logs."
+                ),
+                path,
+            )
 
     return wrapper
 
@@ -96,8 +108,9 @@ def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
     except RecursionError:
         raise MalformedBody("The JSON body nests too deeply.") from None
     except json.JSONDecodeError as exc:
-        raise MalformedBody(f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                            f"column {exc.colno}.") from None
+        raise MalformedBody(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
 
 
 def base_url(req: func.HttpRequest, configured: str | None) -> str:

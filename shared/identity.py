@@ -76,8 +76,7 @@ class TokenProvider:
             info = self._credential.get_token(scope)
         except (AzureError, ValueError) as exc:
             if fallback is not None and time.time() < fallback.expires_on - 30:
-                _LOGGER.warning("Token refresh for %s failed; using the cached token until it expires",
-                                scope)
+                _LOGGER.warning("Token refresh for %s failed; using the cached token until it expires", scope)
                 return fallback
             raise IdentityUnavailable(
                 f"{self._description} could not get a token for {scope}: {_reason(exc)}",
@@ -99,13 +98,17 @@ def create_credential(settings: Settings) -> tuple[TokenCredential, str]:
     if client_id:
         from azure.identity import ManagedIdentityCredential
 
-        description = (f"Managed identity {client_id} (check that this user-assigned identity is "
-                       "attached to the function app and AZURE_CLIENT_ID is its client id)")
+        description = (
+            f"Managed identity {client_id} (check that this user-assigned identity is "
+            "attached to the function app and AZURE_CLIENT_ID is its client id)"
+        )
         return ManagedIdentityCredential(client_id=client_id), description
     from azure.identity import DefaultAzureCredential
 
-    description = ("DefaultAzureCredential (AZURE_CLIENT_ID is unset; sign in with 'az login' or "
-                   "set AZURE_CLIENT_ID to the app's user-assigned identity)")
+    description = (
+        "DefaultAzureCredential (AZURE_CLIENT_ID is unset; sign in with 'az login' or "
+        "set AZURE_CLIENT_ID to the app's user-assigned identity)"
+    )
     return DefaultAzureCredential(exclude_interactive_browser_credential=True), description
 
 

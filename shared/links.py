@@ -7,8 +7,9 @@ from urllib.parse import quote
 from shared.catalog import DataFactoryTarget, SynapseTarget
 
 
-def studio_run_link(target: DataFactoryTarget | SynapseTarget, upstream_run_id: str, *,
-                    adf_studio: str, synapse_studio: str) -> str:
+def studio_run_link(
+    target: DataFactoryTarget | SynapseTarget, upstream_run_id: str, *, adf_studio: str, synapse_studio: str
+) -> str:
     run = quote(upstream_run_id, safe="")
     if isinstance(target, DataFactoryTarget):
         return f"{adf_studio}/en/monitoring/pipelineruns/{run}?factory={quote(target.resource_id, safe='')}"

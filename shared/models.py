@@ -71,29 +71,31 @@ class StartRunRequest(_Body):
 
     @model_validator(mode="after")
     def _recovery_needs_reference(self) -> StartRunRequest:
-        if (self.isRecovery or self.startFromFailure or self.startActivityName) and \
-                not self.referencePipelineRunId:
-            raise ValueError("isRecovery, startActivityName and startFromFailure need "
-                             "referencePipelineRunId (the run to recover)")
+        if (self.isRecovery or self.startFromFailure or self.startActivityName) and not self.referencePipelineRunId:
+            raise ValueError(
+                "isRecovery, startActivityName and startFromFailure need referencePipelineRunId (the run to recover)"
+            )
         if self.startFromFailure and self.startActivityName:
             raise ValueError("use either startFromFailure or startActivityName, not both")
         return self
 
     def options(self) -> StartOptions:
-        return StartOptions(self.referencePipelineRunId, self.isRecovery, self.startActivityName,
-                            self.startFromFailure)
+        return StartOptions(self.referencePipelineRunId, self.isRecovery, self.startActivityName, self.startFromFailure)
 
 
 def parse_body(model: type[M], data: Any) -> M:
     """Validates ``data`` as ``model``; every problem is reported with its field path."""
     if not isinstance(data, dict):
-        raise ValidationFailed("The request body must be a JSON object.",
-                               [{"field": "(body)", "message": "expected a JSON object"}])
+        raise ValidationFailed(
+            "The request body must be a JSON object.", [{"field": "(body)", "message": "expected a JSON object"}]
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in err["loc"]) or "(body)",
-                   "message": _message(err)} for err in exc.errors()]
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": _message(err)}
+            for err in exc.errors()
+        ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         raise ValidationFailed(f"Fix these fields: {summary}", errors) from None
 

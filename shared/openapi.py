@@ -42,8 +42,12 @@ _COMMON_ERRORS = {
 }
 _RUN = {"$ref": "#/components/schemas/Run"}
 _ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 80}}
-_TARGET_PARAM = {"name": "target", "in": "path", "required": True,
-                 "schema": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", "maxLength": 40}}
+_TARGET_PARAM = {
+    "name": "target",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", "maxLength": 40},
+}
 
 OPERATIONS: dict[str, dict[str, Any]] = {
     "start_pipeline_run": {
@@ -51,14 +55,19 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "description": "Records the run, asks Azure to start it and answers 202 with the run and its URL.",
         "parameters": [
             _TARGET_PARAM,
-            {"name": "pipeline", "in": "path", "required": True,
-             "schema": {"type": "string", "maxLength": 260}},
-            {"name": "Idempotency-Key", "in": "header", "required": False,
-             "description": "Retries with the same key and body return the original run.",
-             "schema": {"type": "string", "maxLength": 255}},
+            {"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 260}},
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Retries with the same key and body return the original run.",
+                "schema": {"type": "string", "maxLength": 255},
+            },
         ],
-        "requestBody": {"required": False, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/StartRunRequest"}}}},
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StartRunRequest"}}},
+        },
         "responses": {
             "202": _json(_RUN, "Run accepted.", {"Location": {"schema": {"type": "string"}}}),
             "403": _problem("The catalog does not let your product start this pipeline."),
@@ -86,21 +95,32 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
             {"name": "continuation", "in": "query", "schema": {"type": "string", "maxLength": 1000}},
         ],
-        "responses": {"200": _json({"$ref": "#/components/schemas/RunPage"}, "A page of runs."),
-                      "404": _problem("Unknown target.")},
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/RunPage"}, "A page of runs."),
+            "404": _problem("Unknown target."),
+        },
     },
     "list_targets": {
         "summary": "List the targets you may use",
-        "responses": {"200": _json({"type": "object", "required": ["value"], "properties": {
-            "value": {"type": "array", "items": {"$ref": "#/components/schemas/Target"}}}}, "Targets.")},
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["value"],
+                    "properties": {"value": {"type": "array", "items": {"$ref": "#/components/schemas/Target"}}},
+                },
+                "Targets.",
+            )
+        },
     },
     "health": {
         "summary": "Health",
         "description": "Anonymous; no upstream calls; reveals nothing about the configuration.",
         "security": [],
-        "responses": {"200": _json({"type": "object", "properties": {"status": {"type": "string"}}}, "OK."),
-                      "503": _json({"type": "object", "properties": {"status": {"type": "string"}}},
-                                   "Misconfigured.")},
+        "responses": {
+            "200": _json({"type": "object", "properties": {"status": {"type": "string"}}}, "OK."),
+            "503": _json({"type": "object", "properties": {"status": {"type": "string"}}}, "Misconfigured."),
+        },
     },
 }
 
@@ -108,49 +128,76 @@ _NULLABLE_STRING = {"type": "string", "nullable": True}
 _NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
 SCHEMAS: dict[str, Any] = {
     "Problem": {
-        "type": "object", "required": ["type", "title", "status", "detail"],
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
         "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-            "detail": {"type": "string"}, "instance": {"type": "string"},
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
             "correlationId": _NULLABLE_STRING,
-            "errors": {"type": "array", "items": {"type": "object", "properties": {
-                "field": {"type": "string"}, "message": {"type": "string"}}}},
-            "retryAfter": {"type": "integer"}, "upstreamStatus": {"type": "integer"},
-            "upstreamCode": {"type": "string"}, "upstreamRequestId": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+            },
+            "retryAfter": {"type": "integer"},
+            "upstreamStatus": {"type": "integer"},
+            "upstreamCode": {"type": "string"},
+            "upstreamRequestId": {"type": "string"},
         },
     },
     "Run": {
         "type": "object",
         "required": ["id", "target", "kind", "pipeline", "status", "createdAt", "links"],
         "properties": {
-            "id": {"type": "string"}, "target": {"type": "string"},
+            "id": {"type": "string"},
+            "target": {"type": "string"},
             "kind": {"type": "string", "enum": ["datafactory", "synapse", "spark"]},
-            "pipeline": {"type": "string"}, "sparkPool": {"type": "string"},
+            "pipeline": {"type": "string"},
+            "sparkPool": {"type": "string"},
             "status": {"type": "string", "enum": list(RunStatus.ALL)},
-            "upstreamStatus": _NULLABLE_STRING, "upstreamRunId": _NULLABLE_STRING,
+            "upstreamStatus": _NULLABLE_STRING,
+            "upstreamRunId": _NULLABLE_STRING,
             "message": {"type": "string"},
             "parameters": {"type": "object", "additionalProperties": True},
             "options": {"type": "object", "additionalProperties": True},
-            "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": _NULLABLE_TIME,
-            "runStart": _NULLABLE_TIME, "runEnd": _NULLABLE_TIME,
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": _NULLABLE_TIME,
+            "runStart": _NULLABLE_TIME,
+            "runEnd": _NULLABLE_TIME,
             "durationMs": {"type": "integer", "nullable": True},
-            "rerunOf": _NULLABLE_STRING, "rerunBy": _NULLABLE_STRING, "correlationId": _NULLABLE_STRING,
-            "links": {"type": "object", "required": ["self"], "properties": {
-                "self": {"type": "string"}, "studio": {"type": "string"}}},
+            "rerunOf": _NULLABLE_STRING,
+            "rerunBy": _NULLABLE_STRING,
+            "correlationId": _NULLABLE_STRING,
+            "links": {
+                "type": "object",
+                "required": ["self"],
+                "properties": {"self": {"type": "string"}, "studio": {"type": "string"}},
+            },
         },
     },
     "RunPage": {
-        "type": "object", "required": ["value"],
-        "properties": {"value": {"type": "array", "items": _RUN}, "continuation": _NULLABLE_STRING,
-                       "nextLink": {"type": "string"}},
-    },
-    "AccessRule": {"type": "object", "properties": {
-        "match": {"type": "string"}, "maxDurationMinutes": {"type": "integer", "nullable": True}}},
-    "Target": {
-        "type": "object", "required": ["name", "kind", "pipelines"],
+        "type": "object",
+        "required": ["value"],
         "properties": {
-            "name": {"type": "string"}, "kind": {"type": "string", "enum": ["datafactory", "synapse"]},
-            "factoryName": {"type": "string"}, "workspaceName": {"type": "string"},
+            "value": {"type": "array", "items": _RUN},
+            "continuation": _NULLABLE_STRING,
+            "nextLink": {"type": "string"},
+        },
+    },
+    "AccessRule": {
+        "type": "object",
+        "properties": {"match": {"type": "string"}, "maxDurationMinutes": {"type": "integer", "nullable": True}},
+    },
+    "Target": {
+        "type": "object",
+        "required": ["name", "kind", "pipelines"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["datafactory", "synapse"]},
+            "factoryName": {"type": "string"},
+            "workspaceName": {"type": "string"},
             "pipelines": {"type": "array", "items": {"$ref": "#/components/schemas/AccessRule"}},
             "sparkPools": {"type": "array", "items": {"$ref": "#/components/schemas/AccessRule"}},
         },
@@ -185,18 +232,24 @@ def build(app: Any) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for function in registered_functions(app):
         name = function.get_function_name()
-        trigger = next((b for b in json.loads(function.get_function_json())["bindings"]
-                        if b["type"] == "httpTrigger"), None)
+        trigger = next(
+            (b for b in json.loads(function.get_function_json())["bindings"] if b["type"] == "httpTrigger"), None
+        )
         if trigger is None:
             continue
         operation = {"operationId": name, **OPERATIONS[name]}
         for method in trigger["methods"]:
             paths.setdefault(_path(trigger["route"]), {})[method.lower()] = {
-                **operation, "responses": {**_COMMON_ERRORS, **operation["responses"]}}
+                **operation,
+                "responses": {**_COMMON_ERRORS, **operation["responses"]},
+            }
     return {
         "openapi": "3.0.3",
-        "info": {"title": TITLE, "version": VERSION,
-                 "description": "Start and watch Azure Data Factory and Synapse work."},
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "Start and watch Azure Data Factory and Synapse work.",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": {**SCHEMAS, "StartRunRequest": _openapi_schema(StartRunRequest)},

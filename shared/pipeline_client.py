@@ -41,16 +41,29 @@ class PipelineClient:
     def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
         raise NotImplementedError
 
-    def _call(self, name: str, method: str, path: str, *, role: str, creates: bool = False,
-              params: Mapping[str, str] | None = None, body: Any = None) -> tuple[Any, str | None]:
+    def _call(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        role: str,
+        creates: bool = False,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> tuple[Any, str | None]:
         operation = Operation(name, self._target, role, creates=creates)
-        response = self._upstream.call(operation, method, self._base + path, scope=self._scope,
-                                       params={"api-version": self.api_version, **(params or {})},
-                                       body=body)
+        response = self._upstream.call(
+            operation,
+            method,
+            self._base + path,
+            scope=self._scope,
+            params={"api-version": self.api_version, **(params or {})},
+            body=body,
+        )
         return response.body, response.request_id
 
-    def create_run(self, pipeline: str, parameters: Mapping[str, Any],
-                   options: StartOptions) -> CreatedRun:
+    def create_run(self, pipeline: str, parameters: Mapping[str, Any], options: StartOptions) -> CreatedRun:
         params: dict[str, str] = {}
         if options.reference_run_id:
             params["referencePipelineRunId"] = options.reference_run_id
@@ -60,9 +73,15 @@ class PipelineClient:
             params["startActivityName"] = options.start_activity_name
         if options.start_from_failure is not None and self.supports_start_from_failure:
             params["startFromFailure"] = str(options.start_from_failure).lower()
-        body, request_id = self._call("createRun", "POST", f"/pipelines/{pipeline}/createRun",
-                                      role=self.run_role, creates=True, params=params,
-                                      body=dict(parameters))
+        body, request_id = self._call(
+            "createRun",
+            "POST",
+            f"/pipelines/{pipeline}/createRun",
+            role=self.run_role,
+            creates=True,
+            params=params,
+            body=dict(parameters),
+        )
         return created_run(body, request_id, "createRun")
 
     def get_run(self, run_id: str) -> PipelineRun:
@@ -72,8 +91,7 @@ class PipelineClient:
     def query_runs(self, query: RunQuery) -> Iterator[PipelineRun]:
         request = query.body()
         for _ in range(MAX_PAGES):
-            body, _ = self._call("queryPipelineRuns", "POST", "/queryPipelineRuns",
-                                 role=self.read_role, body=request)
+            body, _ = self._call("queryPipelineRuns", "POST", "/queryPipelineRuns", role=self.read_role, body=request)
             items, token = page(body, "queryPipelineRuns")
             for item in items:
                 yield parse_pipeline_run(item, "queryPipelineRuns")
@@ -81,13 +99,17 @@ class PipelineClient:
                 return
             request = {**request, "continuationToken": token}
 
-    def query_activity_runs(self, pipeline: str, run_id: str, after: datetime,
-                            before: datetime) -> list[ActivityRun]:
+    def query_activity_runs(self, pipeline: str, run_id: str, after: datetime, before: datetime) -> list[ActivityRun]:
         request: dict[str, Any] = {"lastUpdatedAfter": iso(after), "lastUpdatedBefore": iso(before)}
         activities: list[ActivityRun] = []
         for _ in range(MAX_PAGES):
-            body, _ = self._call("queryActivityRuns", "POST", self._activity_runs_path(pipeline, run_id),
-                                 role=self.read_role, body=request)
+            body, _ = self._call(
+                "queryActivityRuns",
+                "POST",
+                self._activity_runs_path(pipeline, run_id),
+                role=self.read_role,
+                body=request,
+            )
             items, token = page(body, "queryActivityRuns")
             activities.extend(parse_activity_run(item) for item in items)
             if token is None:
@@ -96,5 +118,10 @@ class PipelineClient:
         return activities
 
     def cancel_run(self, run_id: str, *, recursive: bool) -> None:
-        self._call("cancelPipelineRun", "POST", f"/pipelineruns/{run_id}/cancel", role=self.run_role,
-                   params={"isRecursive": "true"} if recursive else None)
+        self._call(
+            "cancelPipelineRun",
+            "POST",
+            f"/pipelineruns/{run_id}/cancel",
+            role=self.run_role,
+            params={"isRecursive": "true"} if recursive else None,
+        )

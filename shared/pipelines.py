@@ -86,23 +86,22 @@ class RunQuery:
             "lastUpdatedBefore": iso(self.updated_before),
         }
         if self.pipelines:
-            body["filters"] = [{"operand": "PipelineName", "operator": "In",
-                                "values": sorted(set(self.pipelines))}]
+            body["filters"] = [{"operand": "PipelineName", "operator": "In", "values": sorted(set(self.pipelines))}]
         return body
 
 
 class PipelineService(Protocol):
     """One ADF factory or Synapse workspace, as the gateway uses it."""
 
-    def create_run(self, pipeline: str, parameters: Mapping[str, Any],
-                   options: StartOptions) -> CreatedRun: ...
+    def create_run(self, pipeline: str, parameters: Mapping[str, Any], options: StartOptions) -> CreatedRun: ...
 
     def get_run(self, run_id: str) -> PipelineRun: ...
 
     def query_runs(self, query: RunQuery) -> Iterator[PipelineRun]: ...
 
-    def query_activity_runs(self, pipeline: str, run_id: str, after: datetime,
-                            before: datetime) -> list[ActivityRun]: ...
+    def query_activity_runs(
+        self, pipeline: str, run_id: str, after: datetime, before: datetime
+    ) -> list[ActivityRun]: ...
 
     def cancel_run(self, run_id: str, *, recursive: bool) -> None: ...
 
@@ -119,7 +118,7 @@ def parse_time(value: Any) -> datetime | None:
     if "." in text:
         head, _, tail = text.partition(".")
         digits = "".join(ch for ch in tail if ch.isdigit())
-        zone = tail[len(digits):]
+        zone = tail[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     try:
         moment = datetime.fromisoformat(text)

@@ -64,8 +64,14 @@ class TickReport:
 
 
 class Poller:
-    def __init__(self, context: AppContext, *, now: Callable[[], datetime] = utcnow,
-                 submit_grace: timedelta = SUBMIT_GRACE, unknown_after: timedelta = UNKNOWN_AFTER) -> None:
+    def __init__(
+        self,
+        context: AppContext,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        submit_grace: timedelta = SUBMIT_GRACE,
+        unknown_after: timedelta = UNKNOWN_AFTER,
+    ) -> None:
         self._context = context
         self._now = now
         self._submit_grace = submit_grace
@@ -98,14 +104,17 @@ class Poller:
             _LOGGER.warning("Polling target %s failed: %s", name, exc.detail)
         return report
 
-    def _poll_pipelines(self, target: DataFactoryTarget | SynapseTarget, runs: list[Run],
-                        report: TargetReport, deadline: float | None) -> None:
+    def _poll_pipelines(
+        self, target: DataFactoryTarget | SynapseTarget, runs: list[Run], report: TargetReport, deadline: float | None
+    ) -> None:
         """Observe in bulk, write the changes in transactions, then alert: each phase checks the clock."""
         service = self._context.pipelines(target)
         now = self._now()
-        query = RunQuery(updated_after=min(r.created_at for r in runs) - WINDOW_SKEW,
-                         updated_before=now + WINDOW_AHEAD,
-                         pipelines=sorted({r.pipeline for r in runs}))
+        query = RunQuery(
+            updated_after=min(r.created_at for r in runs) - WINDOW_SKEW,
+            updated_before=now + WINDOW_AHEAD,
+            pipelines=sorted({r.pipeline for r in runs}),
+        )
         upstream = self._observe(service, query)
         claimed = {r.upstream_run_id for r in runs if r.upstream_run_id}
 
@@ -113,8 +122,9 @@ class Poller:
         current: list[Run] = []
         for run in runs:
             if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
-                reconciled = self._attempt(report, run, partial(self._reconcile, run, list(upstream.values()),
-                                                                claimed, now))
+                reconciled = self._attempt(
+                    report, run, partial(self._reconcile, run, list(upstream.values()), claimed, now)
+                )
                 if reconciled is None or (reconciled.upstream_run_id is None and not reconciled.terminal):
                     continue
                 run = reconciled
@@ -184,18 +194,23 @@ class Poller:
             _LOGGER.warning("Run %s not advanced this tick: %s", run.id, exc.detail)
         return None
 
-    def _reconcile(self, run: Run, candidates: Iterable[PipelineRun], claimed: set[str],
-                   now: datetime) -> Run:
+    def _reconcile(self, run: Run, candidates: Iterable[PipelineRun], claimed: set[str], now: datetime) -> Run:
         """Finds the upstream run a lost create answer started, or gives up after a while."""
         age = now - run.created_at
         if age < self._submit_grace:
             return run
         matches = sorted(
-            (c for c in candidates
-             if c.pipeline == run.pipeline and c.run_id not in claimed
-             and c.run_start is not None and c.run_start >= run.created_at - WINDOW_SKEW
-             and _same_parameters(c.parameters, run.parameters)),
-            key=lambda c: c.run_start or now)
+            (
+                c
+                for c in candidates
+                if c.pipeline == run.pipeline
+                and c.run_id not in claimed
+                and c.run_start is not None
+                and c.run_start >= run.created_at - WINDOW_SKEW
+                and _same_parameters(c.parameters, run.parameters)
+            ),
+            key=lambda c: c.run_start or now,
+        )
         registry = self._context.registry
         if matches:
             found = matches[0]
@@ -204,11 +219,14 @@ class Poller:
             return registry.save(_apply(run.evolve(upstream_run_id=found.run_id), found), keep_live=True)
         if age >= self._unknown_after:
             _LOGGER.warning("Run %s was never found in Azure; marking it Unknown", run.id)
-            return registry.save(run.evolve(
-                status=RunStatus.UNKNOWN,
-                message=f"No run of {run.pipeline} matching this request appeared in Azure within "
-                        f"{int(age.total_seconds() // 60)} minutes of the start request."),
-                keep_live=True)
+            return registry.save(
+                run.evolve(
+                    status=RunStatus.UNKNOWN,
+                    message=f"No run of {run.pipeline} matching this request appeared in Azure within "
+                    f"{int(age.total_seconds() // 60)} minutes of the start request.",
+                ),
+                keep_live=True,
+            )
         return run
 
     def _alert_kind(self, run: Run, target: DataFactoryTarget | SynapseTarget, now: datetime) -> str | None:
@@ -220,13 +238,16 @@ class Poller:
             return AlertKind.UNKNOWN
         if run.status == RunStatus.CANCELLED and self._context.catalog.alerts_on_cancel(target):
             return AlertKind.CANCELLED
-        if (run.in_flight and run.max_duration_minutes and run.overdue_alerted_at is None
-                and now - (run.run_start or run.created_at) > timedelta(minutes=run.max_duration_minutes)):
+        if (
+            run.in_flight
+            and run.max_duration_minutes
+            and run.overdue_alerted_at is None
+            and now - (run.run_start or run.created_at) > timedelta(minutes=run.max_duration_minutes)
+        ):
             return AlertKind.OVERDUE
         return None
 
-    def _alert(self, run: Run, kind: str, target: DataFactoryTarget | SynapseTarget,
-               service: PipelineService) -> bool:
+    def _alert(self, run: Run, kind: str, target: DataFactoryTarget | SynapseTarget, service: PipelineService) -> bool:
         """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
         registry = self._context.registry
         identifier = alert_id(run, kind)
@@ -241,8 +262,15 @@ class Poller:
         history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=6)
         previous = [r for r in history if r.id != run.id and r.created_at < run.created_at][:5]
         now = self._now()
-        message = build_alert(run, kind, target=target, failed_activities=failed, history=previous,
-                              settings=self._context.settings, now=now)
+        message = build_alert(
+            run,
+            kind,
+            target=target,
+            failed_activities=failed,
+            history=previous,
+            settings=self._context.settings,
+            now=now,
+        )
         self._context.alerts.send(message)
         _LOGGER.warning("Alert %s: %s", identifier, message["summary"])
         if kind == AlertKind.OVERDUE:

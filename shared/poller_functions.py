@@ -22,8 +22,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
 @bp.function_name("poll_runs")
-@bp.timer_trigger(arg_name="timer", schedule="%GATEWAY_POLL_SCHEDULE%", run_on_startup=False,
-                  use_monitor=True)
+@bp.timer_trigger(arg_name="timer", schedule="%GATEWAY_POLL_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def poll_runs(timer: func.TimerRequest) -> None:
     from shared.poller import Poller
 
@@ -35,8 +34,12 @@ def poll_runs(timer: func.TimerRequest) -> None:
         _LOGGER.info("Queued poll work for %d targets", len(context.catalog.targets))
         return
     report = Poller(context).tick()
-    _LOGGER.info("Poll tick: %d targets in %.1fs%s", len(report.targets), report.seconds,
-                 " (out of time)" if report.out_of_time else "")
+    _LOGGER.info(
+        "Poll tick: %d targets in %.1fs%s",
+        len(report.targets),
+        report.seconds,
+        " (out of time)" if report.out_of_time else "",
+    )
 
 
 @bp.function_name("poll_target")

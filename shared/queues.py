@@ -41,21 +41,29 @@ class JsonQueue:
         return str(self._client.queue_name)
 
     @classmethod
-    def connect(cls, *, queue_name: str, endpoint: str | None, connection_string: str | None,
-                credential: TokenCredential) -> JsonQueue:
+    def connect(
+        cls, *, queue_name: str, endpoint: str | None, connection_string: str | None, credential: TokenCredential
+    ) -> JsonQueue:
         from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
         encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
         if endpoint:
-            client = QueueClient(account_url=endpoint, queue_name=queue_name, credential=credential,
-                                 message_encode_policy=encode, message_decode_policy=decode)
+            client = QueueClient(
+                account_url=endpoint,
+                queue_name=queue_name,
+                credential=credential,
+                message_encode_policy=encode,
+                message_decode_policy=decode,
+            )
         elif connection_string:
-            client = QueueClient.from_connection_string(connection_string, queue_name,
-                                                        message_encode_policy=encode,
-                                                        message_decode_policy=decode)
+            client = QueueClient.from_connection_string(
+                connection_string, queue_name, message_encode_policy=encode, message_decode_policy=decode
+            )
         else:
-            raise ConfigurationError("No queue endpoint: set GATEWAY_STORAGE__queueServiceUri "
-                                     "(identity-based) or GATEWAY_STORAGE (connection string).")
+            raise ConfigurationError(
+                "No queue endpoint: set GATEWAY_STORAGE__queueServiceUri "
+                "(identity-based) or GATEWAY_STORAGE (connection string)."
+            )
         return cls(client)
 
     def ensure_queue(self) -> None:

@@ -84,8 +84,9 @@ class RunRegistry:
         self._table = table
 
     @classmethod
-    def connect(cls, *, table_name: str, endpoint: str | None, connection_string: str | None,
-                credential: TokenCredential) -> RunRegistry:
+    def connect(
+        cls, *, table_name: str, endpoint: str | None, connection_string: str | None, credential: TokenCredential
+    ) -> RunRegistry:
         from azure.data.tables import TableClient
 
         if endpoint:
@@ -95,8 +96,10 @@ class RunRegistry:
         else:
             from shared.errors import ConfigurationError
 
-            raise ConfigurationError("No run registry: set GATEWAY_STORAGE__tableServiceUri "
-                                     "(identity-based) or GATEWAY_STORAGE (connection string).")
+            raise ConfigurationError(
+                "No run registry: set GATEWAY_STORAGE__tableServiceUri "
+                "(identity-based) or GATEWAY_STORAGE (connection string)."
+            )
         return cls(table)
 
     def ensure_table(self) -> None:
@@ -122,8 +125,11 @@ class RunRegistry:
             for target_runs in by_target.values():
                 for start in range(0, len(target_runs), 100):
                     self._table.submit_transaction(
-                        [("create", _to_entity(run, LIVE if not run.terminal else PAST))
-                         for run in target_runs[start:start + 100]])
+                        [
+                            ("create", _to_entity(run, LIVE if not run.terminal else PAST))
+                            for run in target_runs[start : start + 100]
+                        ]
+                    )
 
     def get(self, run_id: str) -> Run:
         target = target_of(run_id)
@@ -201,9 +207,16 @@ class RunRegistry:
             for entity in self._table.query_entities(query, parameters=params, results_per_page=1000):
                 yield _from_entity(entity)
 
-    def list_runs(self, *, target: str | None = None, pipeline: str | None = None,
-                  status: str | None = None, since: datetime | None = None, limit: int = 50,
-                  continuation: str | None = None) -> tuple[list[Run], str | None]:
+    def list_runs(
+        self,
+        *,
+        target: str | None = None,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        continuation: str | None = None,
+    ) -> tuple[list[Run], str | None]:
         """One page of runs, newest first within each target; the token resumes after it."""
         clauses = ["RowKey ge @low", "RowKey lt @high"]
         params: dict[str, Any] = {"low": LIVE, "high": PAST[:-1] + chr(ord(PAST[-1]) + 1)}
@@ -223,9 +236,9 @@ class RunRegistry:
         runs: list[Run] = []
         next_token: dict[str, str] | None = None
         with _storage_errors("list runs"):
-            pages = self._table.query_entities(" and ".join(clauses), parameters=params,
-                                               results_per_page=limit).by_page(
-                continuation_token=token)  # type: ignore[arg-type]  # tables tokens are dicts
+            pages = self._table.query_entities(
+                " and ".join(clauses), parameters=params, results_per_page=limit
+            ).by_page(continuation_token=token)  # type: ignore[arg-type]  # tables tokens are dicts
             for page in pages:
                 runs.extend(_from_entity(entity) for entity in page)
                 next_token = pages.continuation_token  # type: ignore[attr-defined]
@@ -235,11 +248,17 @@ class RunRegistry:
 
     # --- idempotency ---------------------------------------------------------------------------
 
-    def claim_idempotency_key(self, caller: str, key: str, fingerprint: str,
-                              run_id: str, now: datetime) -> IdempotencyRecord | None:
+    def claim_idempotency_key(
+        self, caller: str, key: str, fingerprint: str, run_id: str, now: datetime
+    ) -> IdempotencyRecord | None:
         """Records that (caller, key) starts ``run_id``; returns the earlier record if there is one."""
-        entity = {"PartitionKey": IDEMPOTENCY_PARTITION, "RowKey": _idempotency_row(caller, key),
-                  "RunId": run_id, "Fingerprint": fingerprint, "CreatedAt": now}
+        entity = {
+            "PartitionKey": IDEMPOTENCY_PARTITION,
+            "RowKey": _idempotency_row(caller, key),
+            "RunId": run_id,
+            "Fingerprint": fingerprint,
+            "CreatedAt": now,
+        }
         try:
             with _storage_errors("record the idempotency key"):
                 self._table.create_entity(entity)
@@ -247,17 +266,24 @@ class RunRegistry:
         except AlreadyExists:
             return self._idempotency_record(caller, key)
 
-    def replace_idempotency_key(self, caller: str, key: str, record: IdempotencyRecord, run_id: str,
-                                fingerprint: str, now: datetime) -> None:
+    def replace_idempotency_key(
+        self, caller: str, key: str, record: IdempotencyRecord, run_id: str, fingerprint: str, now: datetime
+    ) -> None:
         """Takes over a key whose run was never recorded (its request died) or that expired."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
-        entity = {"PartitionKey": IDEMPOTENCY_PARTITION, "RowKey": _idempotency_row(caller, key),
-                  "RunId": run_id, "Fingerprint": fingerprint, "CreatedAt": now}
+        entity = {
+            "PartitionKey": IDEMPOTENCY_PARTITION,
+            "RowKey": _idempotency_row(caller, key),
+            "RunId": run_id,
+            "Fingerprint": fingerprint,
+            "CreatedAt": now,
+        }
         with _storage_errors("take over the idempotency key"):
-            self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=record.etag,
-                                      match_condition=MatchConditions.IfNotModified)
+            self._table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
+            )
 
     def release_idempotency_key(self, caller: str, key: str) -> None:
         with _storage_errors("release the idempotency key"):
@@ -271,8 +297,9 @@ class RunRegistry:
                 entity = self._table.get_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
             except ResourceNotFoundError:
                 return None
-        return IdempotencyRecord(entity["RunId"], entity["Fingerprint"], entity["CreatedAt"],
-                                 str(entity.metadata["etag"]))
+        return IdempotencyRecord(
+            entity["RunId"], entity["Fingerprint"], entity["CreatedAt"], str(entity.metadata["etag"])
+        )
 
 
 def _save_operations(run: Run, keep_live: bool | None) -> tuple[list[Any], str]:
@@ -310,7 +337,7 @@ def _to_entity(run: Run, prefix: str) -> dict[str, Any]:
             entity[_pascal(item.name)] = value
     for name in _JSON_FIELDS:
         text = json.dumps(getattr(run, name), separators=(",", ":"), sort_keys=True)
-        chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+        chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
         for index, chunk in enumerate(chunks):
             entity[f"{_pascal(name)}{index}"] = chunk
     return entity
@@ -336,8 +363,13 @@ def _from_entity(entity: Mapping[str, Any]) -> Run:
     row_key: str = entity["RowKey"]
     run_key = row_key.partition("-")[2]
     metadata = getattr(entity, "metadata", {})
-    return Run(id=f"{entity['PartitionKey']}.{run_key}", target=entity["PartitionKey"],
-               row_key=row_key, etag=metadata.get("etag"), **values)
+    return Run(
+        id=f"{entity['PartitionKey']}.{run_key}",
+        target=entity["PartitionKey"],
+        row_key=row_key,
+        etag=metadata.get("etag"),
+        **values,
+    )
 
 
 def _with_location(run: Run, row_key: str, metadata: Mapping[str, Any]) -> Run:
@@ -368,9 +400,13 @@ def _decode_token(token: str | None) -> dict[str, str] | None:
         data = json.loads(raw)
     except (ValueError, binascii.Error):
         data = None
-    if (not isinstance(data, dict) or set(data) - {"PartitionKey", "RowKey"}
-            or not all(isinstance(v, str) and len(v) < 200 for v in data.values())):
-        raise ValidationFailed("The continuation token is not valid.",
-                               [{"field": "continuation",
-                                 "message": "use the token a previous page returned"}])
+    if (
+        not isinstance(data, dict)
+        or set(data) - {"PartitionKey", "RowKey"}
+        or not all(isinstance(v, str) and len(v) < 200 for v in data.values())
+    ):
+        raise ValidationFailed(
+            "The continuation token is not valid.",
+            [{"field": "continuation", "message": "use the token a previous page returned"}],
+        )
     return data

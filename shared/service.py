@@ -60,21 +60,37 @@ class RunService:
     def __init__(self, context: AppContext) -> None:
         self._context = context
 
-    def start_pipeline_run(self, target_name: str, pipeline: str, request: StartRunRequest,
-                           caller: Caller, idempotency_key: str | None) -> StartResult:
+    def start_pipeline_run(
+        self, target_name: str, pipeline: str, request: StartRunRequest, caller: Caller, idempotency_key: str | None
+    ) -> StartResult:
         target = self._context.catalog.get(target_name)
         rule = target.pipeline_rule(pipeline, caller.product)
         if isinstance(target, SynapseTarget) and request.startFromFailure:
-            raise ValidationFailed("Synapse pipelines cannot start from failure.", [{
-                "field": "startFromFailure",
-                "message": "not supported by Synapse; use startActivityName with referencePipelineRunId"}])
+            raise ValidationFailed(
+                "Synapse pipelines cannot start from failure.",
+                [
+                    {
+                        "field": "startFromFailure",
+                        "message": "not supported by Synapse; use startActivityName with referencePipelineRunId",
+                    }
+                ],
+            )
         now = utcnow()
-        run = Run(id=new_run_id(target.name), target=target.name, kind=target.kind, pipeline=pipeline,
-                  status=RunStatus.SUBMITTING, created_at=now, updated_at=now,
-                  parameters=request.parameters,
-                  options=request.model_dump(exclude={"parameters"}, exclude_none=True),
-                  caller=caller.subscription, product=caller.product,
-                  correlation_id=caller.correlation_id, max_duration_minutes=rule.max_duration_minutes)
+        run = Run(
+            id=new_run_id(target.name),
+            target=target.name,
+            kind=target.kind,
+            pipeline=pipeline,
+            status=RunStatus.SUBMITTING,
+            created_at=now,
+            updated_at=now,
+            parameters=request.parameters,
+            options=request.model_dump(exclude={"parameters"}, exclude_none=True),
+            caller=caller.subscription,
+            product=caller.product,
+            correlation_id=caller.correlation_id,
+            max_duration_minutes=rule.max_duration_minutes,
+        )
         registry = self._context.registry
         if idempotency_key is not None:
             fingerprint = _fingerprint(target.name, pipeline, request)
@@ -91,8 +107,7 @@ class RunService:
         _LOGGER.info("Recorded run %s of %s/%s for %s", run.id, target.name, pipeline, caller.key)
         return StartResult(self._submit(run, request, caller, idempotency_key), replayed=False)
 
-    def _submit(self, run: Run, request: StartRunRequest, caller: Caller,
-                idempotency_key: str | None) -> Run:
+    def _submit(self, run: Run, request: StartRunRequest, caller: Caller, idempotency_key: str | None) -> Run:
         target = self._context.catalog.get(run.target)
         service = self._context.pipelines(target)
         try:
@@ -105,9 +120,14 @@ class RunService:
             self._release(caller, idempotency_key)
             raise
         _LOGGER.info("Azure started run %s as %s (request %s)", run.id, created.run_id, created.request_id)
-        return self._record(run.evolve(status=RunStatus.QUEUED, upstream_status=RunStatus.QUEUED,
-                                       upstream_run_id=created.run_id,
-                                       upstream_request_id=created.request_id))
+        return self._record(
+            run.evolve(
+                status=RunStatus.QUEUED,
+                upstream_status=RunStatus.QUEUED,
+                upstream_run_id=created.run_id,
+                upstream_request_id=created.request_id,
+            )
+        )
 
     def _record(self, run: Run) -> Run:
         """Saves the outcome; if storage fails now, the record stays Submitting and the poller
@@ -118,15 +138,15 @@ class RunService:
             _LOGGER.warning("Could not record the outcome of run %s; the poller will reconcile it", run.id)
             return run
 
-    def _replay(self, earlier: IdempotencyRecord, fingerprint: str, caller: Caller, key: str,
-                run: Run) -> Run | None:
+    def _replay(self, earlier: IdempotencyRecord, fingerprint: str, caller: Caller, key: str, run: Run) -> Run | None:
         """The run an earlier request with this key started, or None to start ``run`` instead."""
         registry = self._context.registry
         now = utcnow()
         expired = now - earlier.created_at > IDEMPOTENCY_TTL
         if not expired and earlier.fingerprint != fingerprint:
             raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with a different request; use a new key for a new run.")
+                "This Idempotency-Key was used with a different request; use a new key for a new run."
+            )
         deadline = time.monotonic() + REPLAY_WAIT_SECONDS
         while not expired:
             try:
@@ -154,7 +174,9 @@ class RunService:
 
 
 def _fingerprint(target: str, pipeline: str, request: StartRunRequest) -> str:
-    canonical = json.dumps({"target": target, "pipeline": pipeline,
-                            "body": request.model_dump(exclude_none=True)},
-                           sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        {"target": target, "pipeline": pipeline, "body": request.model_dump(exclude_none=True)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -23,50 +23,82 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("AZURE_CLIENT_ID", None,
-            "Client id of the user-assigned managed identity. Unset: DefaultAzureCredential "
-            "(a developer's Azure CLI login).", required_in_azure=True),
-    Setting("GATEWAY_CATALOG", None,
-            "The target catalog as JSON (targets, allowed pipelines and Spark pools).",
-            required_in_azure=True),
-    Setting("GATEWAY_CATALOG_FILE", None,
-            "Path of a JSON catalog file, used when GATEWAY_CATALOG is unset."),
-    Setting("GATEWAY_ARM_ENDPOINT", "https://management.azure.com",
-            "Azure Resource Manager endpoint (ADF and management-plane reads)."),
-    Setting("GATEWAY_ARM_AUDIENCE", "https://management.azure.com",
-            "Token audience for ARM; the scope is this plus /.default."),
-    Setting("GATEWAY_SYNAPSE_AUDIENCE", "https://dev.azuresynapse.net",
-            "Token audience for the Synapse data plane."),
-    Setting("GATEWAY_ADF_STUDIO_URL", "https://adf.azure.com",
-            "Base of the ADF Studio links put in runs and alerts."),
-    Setting("GATEWAY_SYNAPSE_STUDIO_URL", "https://web.azuresynapse.net",
-            "Base of the Synapse Studio links put in runs and alerts."),
-    Setting("GATEWAY_PUBLIC_BASE_URL", None,
-            "Base URL callers use (the APIM gateway URL plus API path). Unset: taken from the request."),
+    Setting(
+        "AZURE_CLIENT_ID",
+        None,
+        "Client id of the user-assigned managed identity. Unset: DefaultAzureCredential "
+        "(a developer's Azure CLI login).",
+        required_in_azure=True,
+    ),
+    Setting(
+        "GATEWAY_CATALOG",
+        None,
+        "The target catalog as JSON (targets, allowed pipelines and Spark pools).",
+        required_in_azure=True,
+    ),
+    Setting("GATEWAY_CATALOG_FILE", None, "Path of a JSON catalog file, used when GATEWAY_CATALOG is unset."),
+    Setting(
+        "GATEWAY_ARM_ENDPOINT",
+        "https://management.azure.com",
+        "Azure Resource Manager endpoint (ADF and management-plane reads).",
+    ),
+    Setting(
+        "GATEWAY_ARM_AUDIENCE",
+        "https://management.azure.com",
+        "Token audience for ARM; the scope is this plus /.default.",
+    ),
+    Setting("GATEWAY_SYNAPSE_AUDIENCE", "https://dev.azuresynapse.net", "Token audience for the Synapse data plane."),
+    Setting("GATEWAY_ADF_STUDIO_URL", "https://adf.azure.com", "Base of the ADF Studio links put in runs and alerts."),
+    Setting(
+        "GATEWAY_SYNAPSE_STUDIO_URL",
+        "https://web.azuresynapse.net",
+        "Base of the Synapse Studio links put in runs and alerts.",
+    ),
+    Setting(
+        "GATEWAY_PUBLIC_BASE_URL",
+        None,
+        "Base URL callers use (the APIM gateway URL plus API path). Unset: taken from the request.",
+    ),
     Setting("GATEWAY_MAX_BODY_BYTES", "32768", "Largest request body accepted, in bytes."),
     Setting("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "5", "Seconds to connect to an Azure API."),
     Setting("GATEWAY_UPSTREAM_READ_TIMEOUT", "30", "Seconds to wait for an Azure API's answer."),
-    Setting("GATEWAY_STORAGE__tableServiceUri", None,
-            "Table endpoint of the gateway's storage account (identity-based).", required_in_azure=True),
-    Setting("GATEWAY_STORAGE__queueServiceUri", None,
-            "Queue endpoint of the gateway's storage account (identity-based).", required_in_azure=True),
-    Setting("GATEWAY_STORAGE__credential", None,
-            "'managedidentity' for identity-based bindings (queue triggers)."),
-    Setting("GATEWAY_STORAGE__clientId", None,
-            "Client id the Functions host uses for the GATEWAY_STORAGE binding connection."),
-    Setting("GATEWAY_STORAGE", None,
-            "A storage connection string, instead of the identity-based endpoints (not recommended)."),
+    Setting(
+        "GATEWAY_STORAGE__tableServiceUri",
+        None,
+        "Table endpoint of the gateway's storage account (identity-based).",
+        required_in_azure=True,
+    ),
+    Setting(
+        "GATEWAY_STORAGE__queueServiceUri",
+        None,
+        "Queue endpoint of the gateway's storage account (identity-based).",
+        required_in_azure=True,
+    ),
+    Setting("GATEWAY_STORAGE__credential", None, "'managedidentity' for identity-based bindings (queue triggers)."),
+    Setting(
+        "GATEWAY_STORAGE__clientId",
+        None,
+        "Client id the Functions host uses for the GATEWAY_STORAGE binding connection.",
+    ),
+    Setting(
+        "GATEWAY_STORAGE",
+        None,
+        "A storage connection string, instead of the identity-based endpoints (not recommended).",
+    ),
     Setting("GATEWAY_RUNS_TABLE", "gatewayruns", "Table holding the run registry."),
     Setting("GATEWAY_ALERT_QUEUE", "pipeline-failures", "Queue that on-call engineers read."),
     Setting("GATEWAY_POLL_SCHEDULE", "0 */1 * * * *", "NCRONTAB schedule of the poller."),
-    Setting("GATEWAY_POLL_FANOUT", "false",
-            "true: the timer enqueues one message per target and a queue trigger polls each."),
+    Setting(
+        "GATEWAY_POLL_FANOUT",
+        "false",
+        "true: the timer enqueues one message per target and a queue trigger polls each.",
+    ),
     Setting("GATEWAY_POLL_QUEUE", "gateway-poll", "Queue of per-target poll work when fanning out."),
     Setting("GATEWAY_POLL_BUDGET_SECONDS", "240", "Time budget of one poller tick."),
-    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", None,
-            "Enables telemetry to Application Insights."),
-    Setting("REQUESTS_CA_BUNDLE", None,
-            "Extra CA bundle to trust (local development against the offline emulator only)."),
+    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", None, "Enables telemetry to Application Insights."),
+    Setting(
+        "REQUESTS_CA_BUNDLE", None, "Extra CA bundle to trust (local development against the offline emulator only)."
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -147,8 +179,7 @@ class Settings:
 
     @property
     def upstream_timeout(self) -> tuple[float, float]:
-        return (self._float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT"),
-                self._float("GATEWAY_UPSTREAM_READ_TIMEOUT"))
+        return (self._float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT"), self._float("GATEWAY_UPSTREAM_READ_TIMEOUT"))
 
     @property
     def table_service_uri(self) -> str | None:

@@ -16,8 +16,10 @@ class SynapsePipelineClient(PipelineClient):
         super().__init__(upstream, base_url=target.endpoint, scope=scope, target=target.name)
         workspace = target.workspace_name
         self.read_role = f"the Synapse Artifact User (or Synapse User) role on workspace {workspace}"
-        self.run_role = (f"the Synapse Credential User and Synapse Artifact User roles on workspace "
-                         f"{workspace} (Synapse RBAC, not Azure RBAC)")
+        self.run_role = (
+            f"the Synapse Credential User and Synapse Artifact User roles on workspace "
+            f"{workspace} (Synapse RBAC, not Azure RBAC)"
+        )
 
     def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
         return f"/pipelines/{pipeline}/pipelineruns/{run_id}/queryActivityruns"

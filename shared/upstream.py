@@ -69,17 +69,31 @@ def new_session(pool_size: int = 32) -> requests.Session:
 class UpstreamClient:
     """Sends one Azure REST call with a bearer token and turns every failure into a typed error."""
 
-    def __init__(self, session: requests.Session, tokens: TokenSource, *,
-                 timeout: tuple[float, float], max_throttle_wait: float = 10.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        session: requests.Session,
+        tokens: TokenSource,
+        *,
+        timeout: tuple[float, float],
+        max_throttle_wait: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._session = session
         self._tokens = tokens
         self._timeout = timeout
         self._max_throttle_wait = max_throttle_wait
         self._sleep = sleep
 
-    def call(self, operation: Operation, method: str, url: str, *, scope: str,
-             params: Mapping[str, str] | None = None, body: Any = None) -> UpstreamResponse:
+    def call(
+        self,
+        operation: Operation,
+        method: str,
+        url: str,
+        *,
+        scope: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> UpstreamResponse:
         waited = 0.0
         attempt = 0
         refreshed_token = False
@@ -95,8 +109,7 @@ class UpstreamClient:
                 continue
             request_id = response.headers.get("x-ms-request-id")
             if response.status_code < 400:
-                return UpstreamResponse(response.status_code, _json(response, operation, request_id),
-                                        request_id)
+                return UpstreamResponse(response.status_code, _json(response, operation, request_id), request_id)
             if response.status_code == 401 and not refreshed_token:
                 # Not processed by Azure: a token that expired early is renewed and sent again.
                 self._tokens.invalidate(scope)
@@ -109,14 +122,14 @@ class UpstreamClient:
                     self._sleep(retry_after)
                     waited += retry_after
                     continue
-            elif (response.status_code in RETRYABLE_STATUSES and not operation.creates
-                  and attempt < READ_ATTEMPTS):
+            elif response.status_code in RETRYABLE_STATUSES and not operation.creates and attempt < READ_ATTEMPTS:
                 waited += self._backoff(attempt)
                 continue
             raise self._status_error(operation, response, request_id)
 
-    def _send(self, method: str, url: str, scope: str, params: Mapping[str, str] | None, body: Any,
-              operation: Operation) -> requests.Response:
+    def _send(
+        self, method: str, url: str, scope: str, params: Mapping[str, str] | None, body: Any, operation: Operation
+    ) -> requests.Response:
         headers = {
             "Authorization": f"Bearer {self._tokens.token(scope)}",
             "Accept": "application/json",
@@ -128,8 +141,9 @@ class UpstreamClient:
             data = json.dumps(body, separators=(",", ":"))
             headers["Content-Type"] = "application/json"
         with telemetry.upstream_span(operation.name, operation.target) as span:
-            response = self._session.request(method, url, params=params, data=data, headers=headers,
-                                             timeout=self._timeout)
+            response = self._session.request(
+                method, url, params=params, data=data, headers=headers, timeout=self._timeout
+            )
             span.record(response.status_code, response.headers.get("x-ms-request-id"))
         return response
 
@@ -144,35 +158,34 @@ class UpstreamClient:
         if operation.creates and not never_sent:
             return OutcomeUnknown(
                 f"{operation.name} on {operation.target} was sent but no answer came "
-                f"({type(exc).__name__}); Azure may have started the run.")
+                f"({type(exc).__name__}); Azure may have started the run."
+            )
         if isinstance(exc, requests.Timeout):
-            return UpstreamUnavailable(f"Azure did not answer {operation.name} on {operation.target} "
-                                       "in time.")
-        return UpstreamUnavailable(f"Azure could not be reached for {operation.name} on "
-                                   f"{operation.target} ({type(exc).__name__}).")
+            return UpstreamUnavailable(f"Azure did not answer {operation.name} on {operation.target} in time.")
+        return UpstreamUnavailable(
+            f"Azure could not be reached for {operation.name} on {operation.target} ({type(exc).__name__})."
+        )
 
-    def _status_error(self, operation: Operation, response: requests.Response,
-                      request_id: str | None) -> UpstreamError:
+    def _status_error(self, operation: Operation, response: requests.Response, request_id: str | None) -> UpstreamError:
         status = response.status_code
         code, message = _azure_error(response)
         where = f"{operation.name} on {operation.target}"
-        common: dict[str, Any] = {"upstream_status": status, "upstream_code": code,
-                                  "request_id": request_id}
+        common: dict[str, Any] = {"upstream_status": status, "upstream_code": code, "request_id": request_id}
         if status == 404:
             return UpstreamNotFound(f"{where}: {message}", **common)
         if status == 403:
-            return UpstreamForbidden(f"{where} was refused: {message} Hint: the gateway's identity "
-                                     f"needs {operation.role_hint}.", **common)
+            return UpstreamForbidden(
+                f"{where} was refused: {message} Hint: the gateway's identity needs {operation.role_hint}.", **common
+            )
         if status == 401:
-            return UpstreamUnauthenticated(f"{where}: Azure refused the gateway's token: {message}",
-                                           **common)
+            return UpstreamUnauthenticated(f"{where}: Azure refused the gateway's token: {message}", **common)
         if status == 429:
             retry_after = _retry_after(response)
-            return UpstreamThrottled(f"{where} is throttled by Azure; retry after {retry_after}s.",
-                                     retry_after=retry_after, **common)
+            return UpstreamThrottled(
+                f"{where} is throttled by Azure; retry after {retry_after}s.", retry_after=retry_after, **common
+            )
         if operation.creates and status in (500, 502, 504):
-            return OutcomeUnknown(f"{where} failed with {status} after it may have been accepted: "
-                                  f"{message}", **common)
+            return OutcomeUnknown(f"{where} failed with {status} after it may have been accepted: {message}", **common)
         if status >= 500:
             return UpstreamUnavailable(f"{where} failed with {status}: {message}", **common)
         if status in (400, 409, 412, 422):
@@ -215,6 +228,7 @@ def _json(response: requests.Response, operation: Operation, request_id: str | N
         return response.json()
     except ValueError:
         raise UpstreamBadResponse(
-            f"{operation.name} on {operation.target} answered {response.status_code} with a body "
-            "that is not JSON.", upstream_status=response.status_code, request_id=request_id,
+            f"{operation.name} on {operation.target} answered {response.status_code} with a body that is not JSON.",
+            upstream_status=response.status_code,
+            request_id=request_id,
         ) from None

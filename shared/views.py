@@ -15,13 +15,14 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def run_view(run: Run, *, base_url: str, target: DataFactoryTarget | SynapseTarget | None,
-             settings: Settings) -> dict[str, Any]:
+def run_view(
+    run: Run, *, base_url: str, target: DataFactoryTarget | SynapseTarget | None, settings: Settings
+) -> dict[str, Any]:
     links: dict[str, str] = {"self": f"{base_url}/runs/{run.id}"}
     if target is not None and run.upstream_run_id and run.kind != "spark":
-        links["studio"] = studio_run_link(target, run.upstream_run_id,
-                                          adf_studio=settings.adf_studio_url,
-                                          synapse_studio=settings.synapse_studio_url)
+        links["studio"] = studio_run_link(
+            target, run.upstream_run_id, adf_studio=settings.adf_studio_url, synapse_studio=settings.synapse_studio_url
+        )
     view: dict[str, Any] = {
         "id": run.id,
         "target": run.target,
@@ -49,14 +50,16 @@ def run_view(run: Run, *, base_url: str, target: DataFactoryTarget | SynapseTarg
 
 
 def _rules(rules: tuple[AccessRule, ...], product: str | None) -> list[dict[str, Any]]:
-    return [{"match": rule.match, "maxDurationMinutes": rule.max_duration_minutes}
-            for rule in rules if rule.allows_product(product)]
+    return [
+        {"match": rule.match, "maxDurationMinutes": rule.max_duration_minutes}
+        for rule in rules
+        if rule.allows_product(product)
+    ]
 
 
 def target_view(target: DataFactoryTarget | SynapseTarget, product: str | None) -> dict[str, Any]:
     """A target as a caller may see it: only what its product may start; no subscription ids."""
-    view: dict[str, Any] = {"name": target.name, "kind": target.kind,
-                            "pipelines": _rules(target.pipelines, product)}
+    view: dict[str, Any] = {"name": target.name, "kind": target.kind, "pipelines": _rules(target.pipelines, product)}
     if isinstance(target, DataFactoryTarget):
         view["factoryName"] = target.factory_name
     else:

@@ -28,8 +28,9 @@ def integration_config() -> EmulatorConfig:
     """The sample estate, plus a pipeline that runs for an hour (overdue and cancel tests)."""
     sample = EmulatorConfig.default()
     factory = sample.factories[0]
-    long_running = PipelineSpec("long_running", queue_s=5, duration_s=3600,
-                                activities=(ActivitySpec("WaitForPartner", "Until"),))
+    long_running = PipelineSpec(
+        "long_running", queue_s=5, duration_s=3600, activities=(ActivitySpec("WaitForPartner", "Until"),)
+    )
     return replace(sample, factories=(replace(factory, pipelines=(*factory.pipelines, long_running)),))
 
 
@@ -45,8 +46,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineStack]:
 @pytest.fixture
 def names() -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
-    return {"GATEWAY_RUNS_TABLE": f"runs{suffix}", "GATEWAY_ALERT_QUEUE": f"alerts-{suffix}",
-            "GATEWAY_POLL_QUEUE": f"poll-{suffix}"}
+    return {
+        "GATEWAY_RUNS_TABLE": f"runs{suffix}",
+        "GATEWAY_ALERT_QUEUE": f"alerts-{suffix}",
+        "GATEWAY_POLL_QUEUE": f"poll-{suffix}",
+    }
 
 
 @pytest.fixture
@@ -69,12 +73,24 @@ def synapse(stack: OfflineStack) -> str:
     return str(stack.emulator.info["workspaces"][0]["name"])
 
 
-def http_request(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                 route_params: dict[str, str] | None = None, params: dict[str, str] | None = None) -> func.HttpRequest:
+def http_request(
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+) -> func.HttpRequest:
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     all_headers = {"content-type": "application/json", **(headers or {})}
-    return func.HttpRequest(method, f"https://gateway.example/api/{path}", headers=all_headers,
-                            params=params or {}, route_params=route_params or {}, body=raw)
+    return func.HttpRequest(
+        method,
+        f"https://gateway.example/api/{path}",
+        headers=all_headers,
+        params=params or {},
+        route_params=route_params or {},
+        body=raw,
+    )
 
 
 def body_of(response: func.HttpResponse) -> Any:
@@ -91,6 +107,13 @@ def call(function_name: str, request: func.HttpRequest) -> func.HttpResponse:
 
 
 def start(target: str, pipeline: str, body: Any = None, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return call("start_pipeline_run", http_request(
-        "POST", f"targets/{target}/pipelines/{pipeline}/runs", body if body is not None else {},
-        headers, route_params={"target": target, "pipeline": pipeline}))
+    return call(
+        "start_pipeline_run",
+        http_request(
+            "POST",
+            f"targets/{target}/pipelines/{pipeline}/runs",
+            body if body is not None else {},
+            headers,
+            route_params={"target": target, "pipeline": pipeline},
+        ),
+    )

@@ -35,8 +35,9 @@ def alerts(context: AppContext) -> list[dict[str, Any]]:
     return context.alerts.peek()
 
 
-def test_a_tick_records_outcomes_and_alerts_each_failure_once(context: AppContext, stack: OfflineStack,
-                                                              adf: str, synapse: str) -> None:
+def test_a_tick_records_outcomes_and_alerts_each_failure_once(
+    context: AppContext, stack: OfflineStack, adf: str, synapse: str
+) -> None:
     ok = started(adf, "daily_load")
     failed = started(adf, "copy_sales", parameters={"day": "2026-11-21"})
     syn_ok = started(synapse, "refresh_lake")
@@ -47,7 +48,11 @@ def test_a_tick_records_outcomes_and_alerts_each_failure_once(context: AppContex
 
     registry = context.registry
     assert [registry.get(i).status for i in (ok, failed, syn_ok, syn_failed)] == [
-        RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.FAILED]
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+    ]
     assert sum(t.alerts for t in report.targets) == 2
     assert list(registry.live_runs(adf)) == [] and list(registry.live_runs(synapse)) == []
     messages = {m["runId"]: m for m in alerts(context)}
@@ -61,7 +66,11 @@ def test_a_tick_records_outcomes_and_alerts_each_failure_once(context: AppContex
     assert "SqlFailedToConnect" in adf_alert["summary"]
     activity = adf_alert["failedActivities"][0]
     assert (activity["name"], activity["type"], activity["errorCode"], activity["failureType"]) == (
-        "CopySales", "Copy", "2200", "UserError")
+        "CopySales",
+        "Copy",
+        "2200",
+        "UserError",
+    )
     assert adf_alert["links"]["studio"].startswith("https://adf.azure.com/en/monitoring/pipelineruns/")
     assert adf_alert["upstreamRunId"] and adf_alert["correlationId"] and adf_alert["start"] and adf_alert["end"]
     assert adf_alert["firstFailure"] is True
@@ -84,8 +93,11 @@ def test_a_repeat_failure_says_so(context: AppContext, stack: OfflineStack, adf:
     Poller(context).tick()
     latest = next(m for m in alerts(context) if m["runId"] == second)
     assert latest["firstFailure"] is False
-    assert latest["previousRuns"][0] == {"id": first, "status": RunStatus.FAILED,
-                                         "createdAt": latest["previousRuns"][0]["createdAt"]}
+    assert latest["previousRuns"][0] == {
+        "id": first,
+        "status": RunStatus.FAILED,
+        "createdAt": latest["previousRuns"][0]["createdAt"],
+    }
 
 
 def test_upstream_calls_grow_with_pages_not_runs(context: AppContext, stack: OfflineStack, adf: str) -> None:
@@ -105,8 +117,9 @@ def test_upstream_calls_grow_with_pages_not_runs(context: AppContext, stack: Off
     assert all(r.status == RunStatus.SUCCEEDED for r in context.registry.list_runs(target=adf, limit=200)[0])
 
 
-def test_a_crash_between_send_and_flag_resends_the_same_alert(context: AppContext, stack: OfflineStack,
-                                                              adf: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_between_send_and_flag_resends_the_same_alert(
+    context: AppContext, stack: OfflineStack, adf: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     failed = started(adf, "copy_sales")
     stack.emulator.clock.advance(FINISH)
     original = RunRegistry.save
@@ -128,8 +141,9 @@ def test_a_crash_between_send_and_flag_resends_the_same_alert(context: AppContex
     assert context.registry.get(failed).alerted_at is not None
 
 
-def test_a_lost_create_answer_is_reconciled_without_a_second_run(context: AppContext, stack: OfflineStack,
-                                                                 adf: str) -> None:
+def test_a_lost_create_answer_is_reconciled_without_a_second_run(
+    context: AppContext, stack: OfflineStack, adf: str
+) -> None:
     stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="after", count=1))
     run_id = started(adf, "ingest_customers", parameters={"batch": "b-17"})
     assert context.registry.get(run_id).upstream_run_id is None
@@ -140,8 +154,9 @@ def test_a_lost_create_answer_is_reconciled_without_a_second_run(context: AppCon
     assert len([r for r in stack.emulator.runs() if r["pipeline"] == "ingest_customers"]) == len(upstream)
 
 
-def test_a_create_that_never_reached_azure_becomes_unknown_and_alerts(context: AppContext, stack: OfflineStack,
-                                                                      adf: str) -> None:
+def test_a_create_that_never_reached_azure_becomes_unknown_and_alerts(
+    context: AppContext, stack: OfflineStack, adf: str
+) -> None:
     stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="before", count=1))
     run_id = started(adf, "daily_load", parameters={"never": "started"})
     poller = Poller(context, submit_grace=timedelta(0), unknown_after=timedelta(0))
@@ -159,8 +174,9 @@ def catalog_context(stack: OfflineStack, names: dict[str, str], **target_changes
     return app
 
 
-def test_overdue_runs_raise_one_alert_each(stack: OfflineStack, names: dict[str, str], context: AppContext,
-                                           adf: str) -> None:
+def test_overdue_runs_raise_one_alert_each(
+    stack: OfflineStack, names: dict[str, str], context: AppContext, adf: str
+) -> None:
     app = catalog_context(stack, names, pipelines=[{"match": "long_running", "maxDurationMinutes": 1}, "*"])
     run_id = started(adf, "long_running")
     azure_now = lambda: datetime.fromtimestamp(stack.emulator.clock.now(), UTC)  # noqa: E731
@@ -173,8 +189,9 @@ def test_overdue_runs_raise_one_alert_each(stack: OfflineStack, names: dict[str,
 
 
 @pytest.mark.parametrize("alert_on_cancel", [True, False])
-def test_cancelled_runs_alert_as_the_catalog_says(stack: OfflineStack, names: dict[str, str], context: AppContext,
-                                                  adf: str, alert_on_cancel: bool) -> None:
+def test_cancelled_runs_alert_as_the_catalog_says(
+    stack: OfflineStack, names: dict[str, str], context: AppContext, adf: str, alert_on_cancel: bool
+) -> None:
     app = catalog_context(stack, names, alertOnCancelled=alert_on_cancel)
     run_id = started(adf, "long_running")
     upstream_id = app.registry.get(run_id).upstream_run_id
@@ -186,8 +203,9 @@ def test_cancelled_runs_alert_as_the_catalog_says(stack: OfflineStack, names: di
     assert [m["kind"] for m in alerts(app)] == (["cancelled"] if alert_on_cancel else [])
 
 
-def test_fan_out_queues_one_message_per_target_and_polls_each(stack: OfflineStack, names: dict[str, str],
-                                                              context: AppContext, adf: str) -> None:
+def test_fan_out_queues_one_message_per_target_and_polls_each(
+    stack: OfflineStack, names: dict[str, str], context: AppContext, adf: str
+) -> None:
     from function_app import app as function_app
 
     app = AppContext(Settings({**os.environ, **names, "GATEWAY_POLL_FANOUT": "true"}))

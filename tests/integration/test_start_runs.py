@@ -61,15 +61,23 @@ def test_synapse_run_uses_the_data_plane_audience(context: AppContext, stack: Of
 
 def test_recovery_options_reach_adf(context: AppContext, stack: OfflineStack, adf: str) -> None:
     failed = body_of(start(adf, "copy_sales"))
-    response = start(adf, "copy_sales", {"referencePipelineRunId": failed["upstreamRunId"], "isRecovery": True,
-                                         "startFromFailure": True})
+    response = start(
+        adf,
+        "copy_sales",
+        {"referencePipelineRunId": failed["upstreamRunId"], "isRecovery": True, "startFromFailure": True},
+    )
     assert response.status_code == 202
     rerun = body_of(response)
-    assert rerun["options"] == {"referencePipelineRunId": failed["upstreamRunId"], "isRecovery": True,
-                                "startFromFailure": True}
+    assert rerun["options"] == {
+        "referencePipelineRunId": failed["upstreamRunId"],
+        "isRecovery": True,
+        "startFromFailure": True,
+    }
     upstream = next(r for r in stack.emulator.runs() if r.get("runId") == rerun["upstreamRunId"])
-    assert upstream["runGroupId"] == next(r for r in stack.emulator.runs()
-                                          if r.get("runId") == failed["upstreamRunId"])["runGroupId"]
+    assert (
+        upstream["runGroupId"]
+        == next(r for r in stack.emulator.runs() if r.get("runId") == failed["upstreamRunId"])["runGroupId"]
+    )
 
 
 def test_synapse_refuses_start_from_failure(context: AppContext, synapse: str) -> None:
@@ -77,28 +85,34 @@ def test_synapse_refuses_start_from_failure(context: AppContext, synapse: str) -
     assert problem(response, 422, "validation")["errors"][0]["field"] == "startFromFailure"
 
 
-@pytest.mark.parametrize(("body", "status", "slug"), [
-    (b"{not json", 400, "malformed-body"),
-    ({"parameters": "nope"}, 422, "validation"),
-    ({"surprise": 1}, 422, "validation"),
-    (b'{"parameters": {"x": "' + b"a" * 40_000 + b'"}}', 413, "body-too-large"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "slug"),
+    [
+        (b"{not json", 400, "malformed-body"),
+        ({"parameters": "nope"}, 422, "validation"),
+        ({"surprise": 1}, 422, "validation"),
+        (b'{"parameters": {"x": "' + b"a" * 40_000 + b'"}}', 413, "body-too-large"),
+    ],
+)
 def test_bad_bodies_are_refused_before_anything_is_recorded(
-        context: AppContext, stack: OfflineStack, adf: str, body: Any, status: int, slug: str) -> None:
+    context: AppContext, stack: OfflineStack, adf: str, body: Any, status: int, slug: str
+) -> None:
     before = len(stack.emulator.runs())
     problem(start(adf, "daily_load", body), status, slug)
     assert len(stack.emulator.runs()) == before
     assert context.registry.list_runs()[0] == []
 
 
-@pytest.mark.parametrize(("target", "pipeline", "status", "slug"), [
-    ("nope", "daily_load", 404, "target-not-found"),
-    ("Bad.Target", "daily_load", 422, "invalid-name"),
-    ("contoso-adf", "a/../../b", 422, "invalid-name"),
-    ("contoso-adf", "x%2Fy", 422, "invalid-name"),
-])
-def test_unknown_targets_and_bad_names(context: AppContext, target: str, pipeline: str, status: int,
-                                       slug: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "pipeline", "status", "slug"),
+    [
+        ("nope", "daily_load", 404, "target-not-found"),
+        ("Bad.Target", "daily_load", 422, "invalid-name"),
+        ("contoso-adf", "a/../../b", 422, "invalid-name"),
+        ("contoso-adf", "x%2Fy", 422, "invalid-name"),
+    ],
+)
+def test_unknown_targets_and_bad_names(context: AppContext, target: str, pipeline: str, status: int, slug: str) -> None:
     problem(start(target, pipeline), status, slug)
 
 
@@ -110,8 +124,9 @@ def restricted_context(stack: OfflineStack, names: dict[str, str]) -> AppContext
     return app
 
 
-def test_catalog_and_products_decide_who_may_start_what(stack: OfflineStack, names: dict[str, str],
-                                                        context: AppContext, adf: str) -> None:
+def test_catalog_and_products_decide_who_may_start_what(
+    stack: OfflineStack, names: dict[str, str], context: AppContext, adf: str
+) -> None:
     restricted_context(stack, names)
     problem(start(adf, "ingest_orders"), 403, "not-allowed")
     problem(start(adf, "copy_sales", headers={"x-apim-product-id": "marketing"}), 403, "not-allowed")
@@ -129,30 +144,27 @@ def test_pipeline_unknown_to_azure_is_404_and_recorded_as_rejected(context: AppC
     assert [r.status for r in runs] == [RunStatus.REJECTED]
 
 
-def test_forbidden_upstream_is_502_with_the_missing_role(context: AppContext, stack: OfflineStack,
-                                                         adf: str) -> None:
+def test_forbidden_upstream_is_502_with_the_missing_role(context: AppContext, stack: OfflineStack, adf: str) -> None:
     stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="status", status=403, count=1))
     document = problem(start(adf, "daily_load"), 502, "upstream-forbidden")
     assert "Data Factory Contributor on factory contoso-adf" in document["detail"]
 
 
-def test_throttling_beyond_the_wait_budget_is_503_with_retry_after(context: AppContext, stack: OfflineStack,
-                                                                   adf: str) -> None:
-    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="status", status=429, retry_after=120,
-                                    count=1))
+def test_throttling_beyond_the_wait_budget_is_503_with_retry_after(
+    context: AppContext, stack: OfflineStack, adf: str
+) -> None:
+    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="status", status=429, retry_after=120, count=1))
     response = start(adf, "daily_load")
     problem(response, 503, "upstream-throttled")
     assert response.headers["Retry-After"] == "120"
 
 
 def test_short_throttling_is_waited_out(context: AppContext, stack: OfflineStack, adf: str) -> None:
-    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="status", status=429, retry_after=1,
-                                    count=1))
+    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="status", status=429, retry_after=1, count=1))
     assert start(adf, "daily_load").status_code == 202
 
 
-def test_lost_create_answer_is_accepted_and_not_retried(context: AppContext, stack: OfflineStack,
-                                                         adf: str) -> None:
+def test_lost_create_answer_is_accepted_and_not_retried(context: AppContext, stack: OfflineStack, adf: str) -> None:
     before = len(emulated_runs(stack, "ingest_customers"))
     stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="after", count=1))
     response = start(adf, "ingest_customers")
@@ -170,8 +182,9 @@ def test_idempotency_key_returns_the_original_run(context: AppContext, stack: Of
     assert body_of(first)["id"] == body_of(again)["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     problem(start(adf, "daily_load", {"parameters": {"n": 2}}, headers), 409, "idempotency-key-reused")
-    other_caller = start(adf, "daily_load", {"parameters": {"n": 1}},
-                         {"Idempotency-Key": "order-42", "x-apim-subscription-id": "sub-b"})
+    other_caller = start(
+        adf, "daily_load", {"parameters": {"n": 1}}, {"Idempotency-Key": "order-42", "x-apim-subscription-id": "sub-b"}
+    )
     assert body_of(other_caller)["id"] != body_of(first)["id"]
 
 
@@ -192,8 +205,9 @@ def test_a_rejected_start_frees_its_idempotency_key(context: AppContext, stack: 
     assert start(adf, "daily_load", {}, headers).status_code == 202
 
 
-def test_starting_100_runs_costs_one_token_per_audience(stack: OfflineStack, names: dict[str, str],
-                                                        adf: str, synapse: str) -> None:
+def test_starting_100_runs_costs_one_token_per_audience(
+    stack: OfflineStack, names: dict[str, str], adf: str, synapse: str
+) -> None:
     reset_token_provider()
     app = AppContext(Settings({**os.environ, **names}))
     set_app_context(app)
@@ -202,8 +216,11 @@ def test_starting_100_runs_costs_one_token_per_audience(stack: OfflineStack, nam
         assert start(adf, "daily_load", {"parameters": {"i": index}}).status_code == 202
         assert start(synapse, "refresh_lake", {"parameters": {"i": index}}).status_code == 202
     after = stack.emulator.counters
-    issued = {key.split(":", 1)[1]: after[key] - before.get(key, 0)
-              for key in after if key.startswith("ManagedIdentity_GetToken:")}
+    issued = {
+        key.split(":", 1)[1]: after[key] - before.get(key, 0)
+        for key in after
+        if key.startswith("ManagedIdentity_GetToken:")
+    }
     assert issued.get("https://management.azure.com", 0) == 1
     assert issued.get("https://dev.azuresynapse.net", 0) == 1
     assert issued.get("https://storage.azure.com", 0) == 1
@@ -217,8 +234,12 @@ def test_list_runs_filters_and_pages(context: AppContext, adf: str, synapse: str
     listed = body_of(call("list_runs", http_request("GET", "runs", params={"target": adf, "limit": "2"})))
     assert len(listed["value"]) == 2 and listed["continuation"]
     assert listed["nextLink"].endswith("continuation=" + listed["continuation"])
-    rest = body_of(call("list_runs", http_request(
-        "GET", "runs", params={"target": adf, "limit": "2", "continuation": listed["continuation"]})))
+    rest = body_of(
+        call(
+            "list_runs",
+            http_request("GET", "runs", params={"target": adf, "limit": "2", "continuation": listed["continuation"]}),
+        )
+    )
     ids = [r["id"] for r in listed["value"] + rest["value"]]
     assert len(ids) == len(set(ids)) == 3
     created = [r["createdAt"] for r in listed["value"]]
@@ -227,20 +248,30 @@ def test_list_runs_filters_and_pages(context: AppContext, adf: str, synapse: str
     assert [r["target"] for r in only_synapse["value"]] == [synapse]
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"status": "Done"}, "status"), ({"since": "yesterday"}, "since"), ({"limit": "0"}, "limit"),
-    ({"continuation": "garbage!"}, "continuation"), ({"pipeline": "a/b"}, "pipeline"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"status": "Done"}, "status"),
+        ({"since": "yesterday"}, "since"),
+        ({"limit": "0"}, "limit"),
+        ({"continuation": "garbage!"}, "continuation"),
+        ({"pipeline": "a/b"}, "pipeline"),
+    ],
+)
 def test_list_runs_validates_its_query(context: AppContext, params: dict[str, str], field: str) -> None:
-    document = problem(call("list_runs", http_request("GET", "runs", params=params)), 422,
-                       "invalid-name" if field == "pipeline" else "validation")
+    document = problem(
+        call("list_runs", http_request("GET", "runs", params=params)),
+        422,
+        "invalid-name" if field == "pipeline" else "validation",
+    )
     assert document["errors"][0]["field"] == field
 
 
 def test_unknown_run_is_404(context: AppContext, adf: str) -> None:
     for run_id in (f"{adf}.0000000000000aaaaaaaa", "garbage", "../../etc"):
-        problem(call("get_run", http_request("GET", f"runs/{run_id}", route_params={"id": run_id})), 404,
-                "run-not-found")
+        problem(
+            call("get_run", http_request("GET", f"runs/{run_id}", route_params={"id": run_id})), 404, "run-not-found"
+        )
 
 
 def test_health_is_cheap_and_discreet(context: AppContext, stack: OfflineStack) -> None:

@@ -15,16 +15,27 @@ SUB = "00000000-0000-0000-0000-000000000001"
 
 
 def adf(**overrides: Any) -> dict[str, Any]:
-    return {"name": "sales", "kind": "datafactory", "subscriptionId": SUB, "resourceGroup": "rg-data",
-            "factoryName": "contoso-adf", "pipelines": ["daily_load", {"match": "copy_*", "products": ["erp"],
-                                                                      "maxDurationMinutes": 30}],
-            **overrides}
+    return {
+        "name": "sales",
+        "kind": "datafactory",
+        "subscriptionId": SUB,
+        "resourceGroup": "rg-data",
+        "factoryName": "contoso-adf",
+        "pipelines": ["daily_load", {"match": "copy_*", "products": ["erp"], "maxDurationMinutes": 30}],
+        **overrides,
+    }
 
 
 def syn(**overrides: Any) -> dict[str, Any]:
-    return {"name": "lake", "kind": "synapse", "workspaceName": "contoso-syn",
-            "endpoint": "https://contoso-syn.dev.azuresynapse.net/", "pipelines": ["refresh_*"],
-            "sparkPools": ["small"], **overrides}
+    return {
+        "name": "lake",
+        "kind": "synapse",
+        "workspaceName": "contoso-syn",
+        "endpoint": "https://contoso-syn.dev.azuresynapse.net/",
+        "pipelines": ["refresh_*"],
+        "sparkPools": ["small"],
+        **overrides,
+    }
 
 
 def catalog(*targets: dict[str, Any], **extra: Any) -> str:
@@ -37,21 +48,25 @@ def test_parses_both_kinds_and_normalizes_shorthand() -> None:
     assert isinstance(sales, DataFactoryTarget) and isinstance(lake, SynapseTarget)
     assert sales.pipelines[0].match == "daily_load"
     assert lake.endpoint == "https://contoso-syn.dev.azuresynapse.net"
-    assert sales.resource_id == (f"/subscriptions/{SUB}/resourceGroups/rg-data/providers/"
-                                 "Microsoft.DataFactory/factories/contoso-adf")
+    assert sales.resource_id == (
+        f"/subscriptions/{SUB}/resourceGroups/rg-data/providers/Microsoft.DataFactory/factories/contoso-adf"
+    )
 
 
-@pytest.mark.parametrize(("target", "field"), [
-    (adf(factoryName="bad_name"), "targets[0].factoryName"),
-    (adf(subscriptionId="not-a-guid"), "targets[0].subscriptionId"),
-    (adf(resourceGroup="rg/../x"), "targets[0].resourceGroup"),
-    (adf(name="Sales!"), "targets[0].name"),
-    (adf(pipelines=["ok", "bad/../name"]), "targets[0].pipelines"),
-    (adf(kind="cosmos"), "targets[0]"),
-    (syn(endpoint="http://plain.example"), "targets[0].endpoint"),
-    (syn(workspaceName="UPPER"), "targets[0].workspaceName"),
-    (adf(unexpected=True), "targets[0].unexpected"),
-])
+@pytest.mark.parametrize(
+    ("target", "field"),
+    [
+        (adf(factoryName="bad_name"), "targets[0].factoryName"),
+        (adf(subscriptionId="not-a-guid"), "targets[0].subscriptionId"),
+        (adf(resourceGroup="rg/../x"), "targets[0].resourceGroup"),
+        (adf(name="Sales!"), "targets[0].name"),
+        (adf(pipelines=["ok", "bad/../name"]), "targets[0].pipelines"),
+        (adf(kind="cosmos"), "targets[0]"),
+        (syn(endpoint="http://plain.example"), "targets[0].endpoint"),
+        (syn(workspaceName="UPPER"), "targets[0].workspaceName"),
+        (adf(unexpected=True), "targets[0].unexpected"),
+    ],
+)
 def test_errors_name_the_bad_field(target: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         parse_catalog(catalog(target), "App setting GATEWAY_CATALOG")

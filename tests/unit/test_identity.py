@@ -33,8 +33,10 @@ def test_one_call_per_scope_while_the_token_is_fresh() -> None:
     for _ in range(100):
         provider.token("https://management.azure.com/.default")
         provider.token("https://dev.azuresynapse.net/.default")
-    assert sorted(credential.calls) == ["https://dev.azuresynapse.net/.default",
-                                        "https://management.azure.com/.default"]
+    assert sorted(credential.calls) == [
+        "https://dev.azuresynapse.net/.default",
+        "https://management.azure.com/.default",
+    ]
 
 
 def test_token_is_renewed_halfway_through_a_short_life() -> None:

@@ -25,10 +25,28 @@ def test_valid_pipeline_names(name: str) -> None:
     assert validate_name(names.PIPELINE, name, "pipeline") == name
 
 
-@pytest.mark.parametrize("name", [
-    "", "../etc", "a/b", "a?b", "a#b", "a%2Fb", "a.b", "a:b", "a\\b", "a&b", "a+b", "a<b", "a*b",
-    "x" * 261, "-leading", "line\nbreak", "tab\there",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "../etc",
+        "a/b",
+        "a?b",
+        "a#b",
+        "a%2Fb",
+        "a.b",
+        "a:b",
+        "a\\b",
+        "a&b",
+        "a+b",
+        "a<b",
+        "a*b",
+        "x" * 261,
+        "-leading",
+        "line\nbreak",
+        "tab\there",
+    ],
+)
 def test_pipeline_names_that_would_change_the_url_are_refused(name: str) -> None:
     with pytest.raises(InvalidName) as caught:
         validate_name(names.PIPELINE, name, "pipeline")
@@ -43,26 +61,34 @@ def test_target_names_follow_our_rule(name: str) -> None:
 
 
 def test_start_request_accepts_parameters_and_recovery_options() -> None:
-    body = parse_body(StartRunRequest, {
-        "parameters": {"date": "2026-11-22", "regions": ["eu", "us"], "limit": 5},
-        "referencePipelineRunId": "2f7fdb90-5df1-4b8e-ac2f-064cfa58202b", "isRecovery": True,
-        "startFromFailure": True})
+    body = parse_body(
+        StartRunRequest,
+        {
+            "parameters": {"date": "2026-11-22", "regions": ["eu", "us"], "limit": 5},
+            "referencePipelineRunId": "2f7fdb90-5df1-4b8e-ac2f-064cfa58202b",
+            "isRecovery": True,
+            "startFromFailure": True,
+        },
+    )
     options = body.options()
     assert options.reference_run_id == "2f7fdb90-5df1-4b8e-ac2f-064cfa58202b"
     assert options.start_from_failure is True and options.is_recovery is True
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"parameters": []}, "parameters"),
-    ({"parameters": {f"p{i}": i for i in range(51)}}, "parameters"),
-    ({"parameters": {"": 1}}, "parameters"),
-    ({"isRecovery": "yes", "referencePipelineRunId": "abc"}, "isRecovery"),
-    ({"isRecovery": True}, "(body)"),
-    ({"startFromFailure": True, "startActivityName": "A", "referencePipelineRunId": "abc"}, "(body)"),
-    ({"referencePipelineRunId": "../../x"}, "referencePipelineRunId"),
-    ({"startActivityName": "a/b", "referencePipelineRunId": "abc"}, "startActivityName"),
-    ({"unknown": 1}, "unknown"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"parameters": []}, "parameters"),
+        ({"parameters": {f"p{i}": i for i in range(51)}}, "parameters"),
+        ({"parameters": {"": 1}}, "parameters"),
+        ({"isRecovery": "yes", "referencePipelineRunId": "abc"}, "isRecovery"),
+        ({"isRecovery": True}, "(body)"),
+        ({"startFromFailure": True, "startActivityName": "A", "referencePipelineRunId": "abc"}, "(body)"),
+        ({"referencePipelineRunId": "../../x"}, "referencePipelineRunId"),
+        ({"startActivityName": "a/b", "referencePipelineRunId": "abc"}, "startActivityName"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
 def test_start_request_errors_name_the_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         parse_body(StartRunRequest, body)

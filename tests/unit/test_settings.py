@@ -33,13 +33,16 @@ def test_blank_values_fall_back_to_defaults() -> None:
     assert Settings({"GATEWAY_ALERT_QUEUE": "  "}).alert_queue == "pipeline-failures"
 
 
-@pytest.mark.parametrize(("name", "value", "read"), [
-    ("GATEWAY_MAX_BODY_BYTES", "lots", lambda s: s.max_body_bytes),
-    ("GATEWAY_MAX_BODY_BYTES", "-1", lambda s: s.max_body_bytes),
-    ("GATEWAY_POLL_FANOUT", "maybe", lambda s: s.poll_fanout),
-    ("GATEWAY_ARM_ENDPOINT", "http://insecure", lambda s: s.arm_endpoint),
-    ("GATEWAY_UPSTREAM_READ_TIMEOUT", "x", lambda s: s.upstream_timeout),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "read"),
+    [
+        ("GATEWAY_MAX_BODY_BYTES", "lots", lambda s: s.max_body_bytes),
+        ("GATEWAY_MAX_BODY_BYTES", "-1", lambda s: s.max_body_bytes),
+        ("GATEWAY_POLL_FANOUT", "maybe", lambda s: s.poll_fanout),
+        ("GATEWAY_ARM_ENDPOINT", "http://insecure", lambda s: s.arm_endpoint),
+        ("GATEWAY_UPSTREAM_READ_TIMEOUT", "x", lambda s: s.upstream_timeout),
+    ],
+)
 def test_bad_values_name_the_setting(name: str, value: str, read: object) -> None:
     with pytest.raises(ConfigurationError, match=name):
         read(Settings({name: value}))  # type: ignore[operator]

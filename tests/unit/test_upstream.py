@@ -27,8 +27,9 @@ CREATE = Operation("createRun", "sales", "Data Factory Contributor on factory f"
 URL = "https://example.invalid/x"
 
 
-def response(status: int, body: Any = None, headers: dict[str, str] | None = None,
-             raw: bytes | None = None) -> requests.Response:
+def response(
+    status: int, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+) -> requests.Response:
     result = requests.Response()
     result.status_code = status
     result._content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
@@ -68,11 +69,17 @@ class ScriptedSession:
         return step
 
 
-def client(session: ScriptedSession, tokens: Tokens | None = None,
-           max_throttle_wait: float = 10.0) -> tuple[UpstreamClient, list[float]]:
+def client(
+    session: ScriptedSession, tokens: Tokens | None = None, max_throttle_wait: float = 10.0
+) -> tuple[UpstreamClient, list[float]]:
     slept: list[float] = []
-    upstream = UpstreamClient(session, tokens or Tokens(), timeout=(1, 1),  # type: ignore[arg-type]
-                              max_throttle_wait=max_throttle_wait, sleep=slept.append)
+    upstream = UpstreamClient(
+        session,
+        tokens or Tokens(),
+        timeout=(1, 1),  # type: ignore[arg-type]
+        max_throttle_wait=max_throttle_wait,
+        sleep=slept.append,
+    )
     return upstream, slept
 
 
@@ -90,10 +97,16 @@ def test_success_keeps_the_request_id_and_sends_auth_and_correlation() -> None:
     assert session.calls[0]["timeout"] == (1, 1)
 
 
-@pytest.mark.parametrize(("status", "error_type"), [
-    (404, UpstreamNotFound), (400, UpstreamRejected), (409, UpstreamRejected),
-    (403, UpstreamForbidden), (503, UpstreamUnavailable),
-])
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [
+        (404, UpstreamNotFound),
+        (400, UpstreamRejected),
+        (409, UpstreamRejected),
+        (403, UpstreamForbidden),
+        (503, UpstreamUnavailable),
+    ],
+)
 def test_status_codes_map_to_typed_errors(status: int, error_type: type[Exception]) -> None:
     session = ScriptedSession(*[response(status, arm_error("Code", "Azure says no."))] * 3)
     with pytest.raises(error_type) as caught:
@@ -124,8 +137,7 @@ def test_throttling_waits_for_retry_after_within_budget() -> None:
 
 
 def test_throttling_beyond_budget_becomes_503_with_retry_after() -> None:
-    session = ScriptedSession(response(429, arm_error("TooManyRequests", "Slow down."),
-                                       headers={"Retry-After": "30"}))
+    session = ScriptedSession(response(429, arm_error("TooManyRequests", "Slow down."), headers={"Retry-After": "30"}))
     with pytest.raises(UpstreamThrottled) as caught:
         call(client(session, max_throttle_wait=10)[0])
     assert caught.value.status == 503
@@ -134,8 +146,7 @@ def test_throttling_beyond_budget_becomes_503_with_retry_after() -> None:
 
 def test_expired_token_is_renewed_once_without_failing_the_call() -> None:
     tokens = Tokens()
-    session = ScriptedSession(response(401, arm_error("ExpiredAuthenticationToken", "expired")),
-                              response(200, {}))
+    session = ScriptedSession(response(401, arm_error("ExpiredAuthenticationToken", "expired")), response(200, {}))
     call(client(session, tokens)[0])
     assert tokens.invalidated == 1
     assert session.calls[1]["headers"]["Authorization"] == "Bearer token-2"
@@ -151,12 +162,14 @@ def refused() -> requests.ConnectionError:
     return requests.ConnectionError(NewConnectionError(None, "refused"))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("failure", [
-    lambda: requests.ReadTimeout("read timed out"),
-    lambda: requests.ConnectionError("Connection aborted: RemoteDisconnected"),
-])
-def test_create_without_an_answer_is_outcome_unknown_and_not_retried(
-        failure: Callable[[], Exception]) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda: requests.ReadTimeout("read timed out"),
+        lambda: requests.ConnectionError("Connection aborted: RemoteDisconnected"),
+    ],
+)
+def test_create_without_an_answer_is_outcome_unknown_and_not_retried(failure: Callable[[], Exception]) -> None:
     session = ScriptedSession(failure(), response(200, {"runId": "second"}))
     with pytest.raises(OutcomeUnknown):
         call(client(session)[0], CREATE)
