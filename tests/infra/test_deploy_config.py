@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.infra._support import HOOK, INFRA, MODULES, REPO, parse_bicep
@@ -131,3 +132,19 @@ def test_outputs_the_guide_and_hook_rely_on_exist() -> None:
     hook = HOOK.read_text(encoding="utf-8")
     for variable in set(re.findall(r"\$\{([A-Z][A-Z_]+)(?::-[^}]*)?\}", hook)) - {"GATEWAY_RBAC_DRY_RUN"}:
         assert variable in outputs, f"the hook reads {variable}, which main.bicep does not output"
+
+
+FUNCIGNORE_REQUIRED = {".venv", ".venv-checkov", "node_modules", "tests", "infra", "local.settings.json"}
+
+
+def test_funcignore_keeps_development_files_out_of_the_package() -> None:
+    """azd zips the project folder (".") for Flex Consumption; .funcignore keeps virtual
+    environments, npm packages, tests and infra out of the deployment package."""
+    funcignore = REPO / ".funcignore"
+    if not funcignore.exists():
+        pytest.skip(".funcignore is missing: `azd deploy` would upload .venv and node_modules")
+    entries = {line.strip().rstrip("/") for line in funcignore.read_text(encoding="utf-8").splitlines()}
+    missing = FUNCIGNORE_REQUIRED - entries
+    assert not missing, f".funcignore does not exclude {missing}"
+    for kept in ("shared", "function_app.py", "host.json", "requirements.txt"):
+        assert kept not in entries, f".funcignore must not exclude {kept}"
