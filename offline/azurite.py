@@ -99,8 +99,8 @@ def _die_with_parent() -> Callable[[], None] | None:
 class Azurite:
     """One Azurite process serving blob, queue and table on loopback over HTTPS.
 
-    Data lives in ``workdir/data`` and survives ``restart()``, which reuses the same ports so clients
-    built before it keep working. Its console goes to ``workdir/azurite.log``.
+    Data lives in ``workdir/data`` and survives ``stop()`` and ``start()`` (or ``restart()``), which come
+    back on the same ports so clients built before keep working. Its console goes to ``workdir/azurite.log``.
     """
 
     def __init__(
@@ -177,6 +177,8 @@ class Azurite:
                     if self._ports_fixed or attempt == START_ATTEMPTS:
                         raise
                     continue
+                # Clients keep the endpoints they were given: a later start() comes back on these ports.
+                self._ports_fixed = True
                 atexit.register(self.stop)
                 return
 
@@ -191,7 +193,6 @@ class Azurite:
     def restart(self) -> None:
         """Stops and starts again on the same ports with the same data folder."""
         self.stop()
-        self._ports_fixed = True
         self.start()
 
     def __enter__(self) -> Azurite:

@@ -13,6 +13,7 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigurationError, StorageUnavailable
+from shared.storage import CLIENT_OPTIONS
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -54,10 +55,15 @@ class JsonQueue:
                 credential=credential,
                 message_encode_policy=encode,
                 message_decode_policy=decode,
+                **CLIENT_OPTIONS,
             )
         elif connection_string:
             client = QueueClient.from_connection_string(
-                connection_string, queue_name, message_encode_policy=encode, message_decode_policy=decode
+                connection_string,
+                queue_name,
+                message_encode_policy=encode,
+                message_decode_policy=decode,
+                **CLIENT_OPTIONS,
             )
         else:
             raise ConfigurationError(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import RunNotFound, StorageUnavailable
 from shared.runs import Run, target_of
+from shared.storage import CLIENT_OPTIONS
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -90,9 +91,9 @@ class RunRegistry:
         from azure.data.tables import TableClient
 
         if endpoint:
-            table = TableClient(endpoint=endpoint, table_name=table_name, credential=credential)
+            table = TableClient(endpoint=endpoint, table_name=table_name, credential=credential, **CLIENT_OPTIONS)
         elif connection_string:
-            table = TableClient.from_connection_string(connection_string, table_name=table_name)
+            table = TableClient.from_connection_string(connection_string, table_name=table_name, **CLIENT_OPTIONS)
         else:
             from shared.errors import ConfigurationError
 
