@@ -2,7 +2,7 @@
 `// checkov:skip=<id>:<reason>` comment with a real reason.
 
 checkov pins packages that conflict with this project's test dependencies, so it lives in its own
-virtual environment (.venv-checkov, created by `make install` from requirements-checkov.txt).
+virtual environment (.venv-checkov, created by `make test` from requirements-checkov.txt).
 Override the executable with CHECKOV=/path/to/checkov.
 """
 
@@ -32,7 +32,7 @@ def _checkov() -> str:
         if candidate and Path(candidate).is_file():
             return candidate
     pytest.fail(
-        "checkov not found: `make install` creates .venv-checkov "
+        "checkov not found: `make test` creates .venv-checkov "
         "(python3 -m venv .venv-checkov && .venv-checkov/bin/pip install -r requirements-checkov.txt)"
     )
 
