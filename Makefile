@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PORT ?= 8443
 INFO ?= .local/emulator.json
 
-.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-forwarding bench-coldstart clean
+.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-coldstart clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ help: ## List the targets
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt 2> >(grep -v 'is ignored: it is neither' >&2)
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -29,7 +29,7 @@ $(NODE_STAMP): package.json package-lock.json
 $(CHECKOV_STAMP): requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt 2> >(grep -v 'is ignored: it is neither' >&2)
 	touch $@
 
 install: $(STAMP) $(NODE_STAMP) ## Create .venv and install Python and npm dependencies
@@ -56,13 +56,10 @@ emulator: $(STAMP) ## Only the Azure emulator: make emulator PORT=8443 INFO=.loc
 openapi: $(STAMP) ## Regenerate openapi.json from the registered routes
 	$(PY) -m shared.openapi > openapi.json
 
-bench: bench-poller bench-forwarding bench-coldstart ## All benchmarks
+bench: bench-poller bench-coldstart ## All benchmarks
 
 bench-poller: install ## One poller tick over 10,000 runs in flight against per-run polling
 	$(PY) -m bench.poller
-
-bench-forwarding: install ## Gateway overhead over a direct upstream call; token calls
-	$(PY) -m bench.forwarding
 
 bench-coldstart: $(STAMP) ## Import time of function_app against its dependencies' floor
 	$(PY) -m bench.coldstart

@@ -6,30 +6,35 @@ import azure.functions as func
 
 from shared import handlers
 from shared.http import endpoint
+from shared.settings import Settings
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
+# Behind Easy Auth (which admits only APIM's identity) the host-level key check is off; read once, at
+# indexing, like every binding setting.
+_AUTH = func.AuthLevel.ANONYMOUS if Settings().anonymous_http else func.AuthLevel.FUNCTION
+
 
 @bp.function_name("start_pipeline_run")
-@bp.route(route="targets/{target}/pipelines/{pipeline}/runs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="targets/{target}/pipelines/{pipeline}/runs", methods=["POST"], auth_level=_AUTH)
 def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
     return endpoint(handlers.start_pipeline_run)(req)
 
 
 @bp.function_name("get_run")
-@bp.route(route="runs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="runs/{id}", methods=["GET"], auth_level=_AUTH)
 def get_run(req: func.HttpRequest) -> func.HttpResponse:
     return endpoint(handlers.get_run)(req)
 
 
 @bp.function_name("list_runs")
-@bp.route(route="runs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="runs", methods=["GET"], auth_level=_AUTH)
 def list_runs(req: func.HttpRequest) -> func.HttpResponse:
     return endpoint(handlers.list_runs)(req)
 
 
 @bp.function_name("list_targets")
-@bp.route(route="targets", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="targets", methods=["GET"], auth_level=_AUTH)
 def list_targets(req: func.HttpRequest) -> func.HttpResponse:
     return endpoint(handlers.list_targets)(req)
 

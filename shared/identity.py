@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import IdentityUnavailable
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
+    from azure.core.credentials import AccessToken, TokenCredential
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ class TokenProvider:
 
     @property
     def credential(self) -> TokenCredential:
-        return self._credential
+        """The credential for SDK clients (Storage): its failures name the identity, like ours."""
+        return _ExplainingCredential(self._credential, self._description)
 
     def token(self, scope: str) -> str:
         cached = self._tokens.get(scope)
@@ -70,20 +71,35 @@ class TokenProvider:
             self._tokens.pop(scope, None)
 
     def _fetch(self, scope: str, fallback: _Cached | None) -> _Cached:
-        from azure.core.exceptions import AzureError
-
         try:
-            info = self._credential.get_token(scope)
-        except (AzureError, ValueError) as exc:
+            info = _ExplainingCredential(self._credential, self._description).get_token(scope)
+        except IdentityUnavailable:
             if fallback is not None and time.time() < fallback.expires_on - 30:
                 _LOGGER.warning("Token refresh for %s failed; using the cached token until it expires", scope)
                 return fallback
+            raise
+        margin = min(REFRESH_MARGIN_SECONDS, max(0.0, (info.expires_on - time.time()) / 2))
+        return _Cached(info.token, float(info.expires_on), info.expires_on - margin)
+
+
+class _ExplainingCredential:
+    """Turns a credential's failure into ``IdentityUnavailable`` naming the identity and the scope."""
+
+    def __init__(self, credential: TokenCredential, description: str) -> None:
+        self._credential = credential
+        self._description = description
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        from azure.core.exceptions import AzureError
+
+        try:
+            return self._credential.get_token(*scopes, **kwargs)
+        except (AzureError, ValueError) as exc:
+            scope = " ".join(scopes)
             raise IdentityUnavailable(
                 f"{self._description} could not get a token for {scope}: {_reason(exc)}",
                 extensions={"scope": scope},
             ) from exc
-        margin = min(REFRESH_MARGIN_SECONDS, max(0.0, (info.expires_on - time.time()) / 2))
-        return _Cached(info.token, float(info.expires_on), info.expires_on - margin)
 
 
 def _reason(exc: Exception) -> str:

@@ -25,7 +25,7 @@ from shared.alerts import AlertKind, alert_id, build_alert
 from shared.catalog import DataFactoryTarget, SynapseTarget
 from shared.context import AppContext
 from shared.errors import GatewayError, UpstreamNotFound
-from shared.pipelines import PipelineRun, PipelineRunStatus, PipelineService, RunQuery
+from shared.pipelines import ActivityRun, PipelineRun, PipelineRunStatus, PipelineService, RunQuery
 from shared.registry import ConcurrentUpdate
 from shared.runs import Run, RunStatus, utcnow
 
@@ -247,20 +247,28 @@ class Poller:
             return AlertKind.OVERDUE
         return None
 
+    def _failed_activities(self, run: Run, service: PipelineService) -> list[ActivityRun]:
+        """The failed activities; an alert without them beats no alert, so a failure here is noted."""
+        if not run.upstream_run_id:
+            return []
+        start = (run.run_start or run.created_at) - WINDOW_SKEW
+        end = (run.run_end or self._now()) + WINDOW_SKEW
+        try:
+            activities = service.query_activity_runs(run.pipeline, run.upstream_run_id, start, end)
+        except GatewayError as exc:
+            _LOGGER.warning("Activity runs of %s unavailable for its alert: %s", run.id, exc.detail)
+            return []
+        return [a for a in activities if a.status == PipelineRunStatus.FAILED]
+
     def _alert(self, run: Run, kind: str, target: DataFactoryTarget | SynapseTarget, service: PipelineService) -> bool:
         """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
         registry = self._context.registry
         identifier = alert_id(run, kind)
         if run.alert_id != identifier:
             run = registry.save(run.evolve(alert_id=identifier), keep_live=True)
-        failed = []
-        if kind == AlertKind.FAILED and run.upstream_run_id:
-            start = (run.run_start or run.created_at) - WINDOW_SKEW
-            end = (run.run_end or self._now()) + WINDOW_SKEW
-            activities = service.query_activity_runs(run.pipeline, run.upstream_run_id, start, end)
-            failed = [a for a in activities if a.status == PipelineRunStatus.FAILED]
-        history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=6)
-        previous = [r for r in history if r.id != run.id and r.created_at < run.created_at][:5]
+        failed = self._failed_activities(run, service) if kind == AlertKind.FAILED else []
+        history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=5, finished_only=True)
+        previous = [r for r in history if r.id != run.id and r.created_at < run.created_at]
         now = self._now()
         message = build_alert(
             run,

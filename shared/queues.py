@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ConfigurationError, StorageUnavailable
-from shared.storage import CLIENT_OPTIONS
+from shared.errors import ConfigurationError
+from shared.storage import CLIENT_OPTIONS, storage_failure
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -30,7 +30,7 @@ def _queue_errors(action: str) -> Iterator[None]:
         yield
     except AzureError as exc:
         _LOGGER.warning("Queue failed to %s: %s", action, type(exc).__name__)
-        raise StorageUnavailable(f"The queue could not {action}; try again shortly.") from exc
+        raise storage_failure(exc, "the queue", "Storage Queue Data Contributor") from exc
 
 
 class JsonQueue:

@@ -26,9 +26,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import RunNotFound, StorageUnavailable
+from shared.errors import RunNotFound
 from shared.runs import Run, target_of
-from shared.storage import CLIENT_OPTIONS
+from shared.storage import CLIENT_OPTIONS, storage_failure
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -77,7 +77,7 @@ def _storage_errors(action: str) -> Iterator[None]:
         if isinstance(exc, ResourceExistsError) or status == 409:
             raise AlreadyExists(action) from exc
         _LOGGER.warning("Storage failed to %s: %s", action, type(exc).__name__)
-        raise StorageUnavailable(f"The run registry could not {action}; try again shortly.") from exc
+        raise storage_failure(exc, "the run registry", "Storage Table Data Contributor") from exc
 
 
 class RunRegistry:
@@ -203,7 +203,7 @@ class RunRegistry:
 
     def live_runs(self, target: str) -> Iterator[Run]:
         query = "PartitionKey eq @target and RowKey ge @low and RowKey lt @high"
-        params = {"target": target, "low": LIVE, "high": LIVE[:-1] + chr(ord(LIVE[-1]) + 1)}
+        params = {"target": target, "low": LIVE, "high": _after(LIVE)}
         with _storage_errors("list the runs in flight"):
             for entity in self._table.query_entities(query, parameters=params, results_per_page=1000):
                 yield _from_entity(entity)
@@ -217,10 +217,12 @@ class RunRegistry:
         since: datetime | None = None,
         limit: int = 50,
         continuation: str | None = None,
+        finished_only: bool = False,
     ) -> tuple[list[Run], str | None]:
-        """One page of runs, newest first within each target; the token resumes after it."""
+        """One page of runs, newest first within each target (runs in flight first); the token
+        resumes after it."""
         clauses = ["RowKey ge @low", "RowKey lt @high"]
-        params: dict[str, Any] = {"low": LIVE, "high": PAST[:-1] + chr(ord(PAST[-1]) + 1)}
+        params: dict[str, Any] = {"low": PAST if finished_only else LIVE, "high": _after(PAST)}
         if target:
             clauses.append("PartitionKey eq @target")
             params["target"] = target
@@ -318,6 +320,11 @@ def _save_operations(run: Run, keep_live: bool | None) -> tuple[list[Any], str]:
         return [("update", entity, {**condition, "mode": UpdateMode.REPLACE})], entity["RowKey"]
     old = {"PartitionKey": run.target, "RowKey": run.row_key}
     return [("delete", old, condition), ("create", entity)], entity["RowKey"]
+
+
+def _after(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _idempotency_row(caller: str, key: str) -> str:

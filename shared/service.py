@@ -160,7 +160,12 @@ class RunService:
                     ) from None
                 time.sleep(0.1)  # the racing request records its run within milliseconds
                 now = utcnow()
-        registry.replace_idempotency_key(caller.key, key, earlier, run.id, fingerprint, utcnow())
+        try:
+            registry.replace_idempotency_key(caller.key, key, earlier, run.id, fingerprint, utcnow())
+        except ConcurrentUpdate:
+            raise IdempotencyKeyReused(
+                "A request with this Idempotency-Key is still being processed; retry shortly."
+            ) from None
         return None
 
     def _release(self, caller: Caller, key: str | None) -> None:

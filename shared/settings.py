@@ -59,6 +59,12 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Base URL callers use (the APIM gateway URL plus API path). Unset: taken from the request.",
     ),
+    Setting(
+        "GATEWAY_HTTP_AUTH_LEVEL",
+        "function",
+        "Auth level of the HTTP functions: 'function' (APIM sends a function key) or 'anonymous' "
+        "(behind Easy Auth, which admits only APIM's identity). Anything else is treated as 'function'.",
+    ),
     Setting("GATEWAY_MAX_BODY_BYTES", "32768", "Largest request body accepted, in bytes."),
     Setting("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "5", "Seconds to connect to an Azure API."),
     Setting("GATEWAY_UPSTREAM_READ_TIMEOUT", "30", "Seconds to wait for an Azure API's answer."),
@@ -172,6 +178,11 @@ class Settings:
     def public_base_url(self) -> str | None:
         value = self.get("GATEWAY_PUBLIC_BASE_URL")
         return value.rstrip("/") if value else None
+
+    @property
+    def anonymous_http(self) -> bool:
+        """True only when explicitly 'anonymous': a typo must not open the API."""
+        return (self.get("GATEWAY_HTTP_AUTH_LEVEL") or "").lower() == "anonymous"
 
     @property
     def max_body_bytes(self) -> int:

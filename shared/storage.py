@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.errors import GatewayError, IdentityUnavailable, StorageUnavailable
+
 CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 3,
     "retry_connect": 2,
@@ -16,3 +18,28 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 30,
 }
+
+
+def storage_failure(exc: Exception, what: str, role: str) -> GatewayError:
+    """The gateway error for a Storage SDK failure that is not a conflict.
+
+    A credential that cannot get a token, Storage refusing the identity, and Storage being down call
+    for different fixes, so each says which.
+    """
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, ClientAuthenticationError) and status is None:
+        return IdentityUnavailable(
+            f"The gateway's identity could not get a Storage token for {what}: {_first_line(exc)}"
+        )
+    if isinstance(exc, HttpResponseError) and status in (401, 403):
+        return StorageUnavailable(
+            f"Storage refused the gateway's identity for {what} ({status}); it needs {role} on the storage account."
+        )
+    return StorageUnavailable(f"{what[0].upper()}{what[1:]} is unavailable; try again shortly.")
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

@@ -24,10 +24,7 @@ HOST_SETTINGS = {
 
 # Settings the Bicep sets ahead of the app reading them. Each entry says why; delete it once
 # shared/settings.py declares the setting (the test below then checks it like every other one).
-PENDING_APP_SETTINGS = {
-    "GATEWAY_HTTP_AUTH_LEVEL": "auth level of the HTTP functions: 'anonymous' behind Easy Auth, "
-    "'function' when APIM sends a function key (backendAuth)",
-}
+PENDING_APP_SETTINGS: dict[str, str] = {}
 
 
 def bicep_app_settings() -> dict[str, Any]:

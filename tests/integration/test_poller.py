@@ -219,3 +219,18 @@ def test_fan_out_queues_one_message_per_target_and_polls_each(
     message = func.QueueMessage(id="1", body=json.dumps({"target": adf}).encode())
     user_function(function_app, "poll_target")(message)
     assert app.registry.get(run_id).status == RunStatus.SUCCEEDED
+
+
+def test_an_alert_goes_out_even_when_activity_details_cannot_be_read(
+    context: AppContext, stack: OfflineStack, adf: str
+) -> None:
+    failed = started(adf, "copy_sales")
+    stack.emulator.clock.advance(FINISH)
+    stack.emulator.faults.add(Fault(route="ActivityRuns_QueryByPipelineRun", kind="status", status=403))
+    try:
+        Poller(context).tick()
+    finally:
+        stack.emulator.faults.clear()
+    (alert,) = alerts(context)
+    assert alert["runId"] == failed and alert["failedActivities"] == []
+    assert "Operation on target CopySales failed" in alert["summary"]

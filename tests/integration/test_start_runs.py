@@ -279,3 +279,23 @@ def test_health_is_cheap_and_discreet(context: AppContext, stack: OfflineStack) 
     response = call("health", http_request("GET", "health"))
     assert response.status_code == 200 and body_of(response) == {"status": "ok"}
     assert stack.emulator.counters == before
+
+
+def test_identity_endpoint_down_is_503_naming_the_identity(
+    stack: OfflineStack, names: dict[str, str], adf: str
+) -> None:
+    reset_token_provider()
+    app = AppContext(Settings({**os.environ, **names}))
+    set_app_context(app)
+    before = len(stack.emulator.runs())
+    stack.emulator.faults.add(Fault(route="ManagedIdentity_GetToken", kind="status", status=500))
+    try:
+        response = start(adf, "daily_load")
+    finally:
+        stack.emulator.faults.clear()
+        reset_token_provider()
+        set_app_context(None)
+    document = problem(response, 503, "identity-unavailable")
+    assert f"Managed identity {stack.emulator.info['client_id']}" in document["detail"]
+    assert "attached to the function app" in document["detail"]
+    assert len(stack.emulator.runs()) == before
