@@ -20,6 +20,17 @@ def test_sample_local_settings_show_every_setting_with_a_working_catalog() -> No
     assert parse_catalog(values["GATEWAY_CATALOG"], "sample").targets
 
 
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert [s.name for s in SETTINGS if s.name not in readme] == []
+
+
+def test_auth_level_opens_only_when_explicitly_anonymous() -> None:
+    assert Settings({"GATEWAY_HTTP_AUTH_LEVEL": "Anonymous"}).anonymous_http is True
+    assert Settings({"GATEWAY_HTTP_AUTH_LEVEL": "anonymus"}).anonymous_http is False
+    assert Settings({}).anonymous_http is False
+
+
 def test_defaults_are_public_cloud() -> None:
     settings = Settings({})
     assert settings.arm_endpoint == "https://management.azure.com"
