@@ -234,3 +234,25 @@ def test_an_alert_goes_out_even_when_activity_details_cannot_be_read(
     (alert,) = alerts(context)
     assert alert["runId"] == failed and alert["failedActivities"] == []
     assert "Operation on target CopySales failed" in alert["summary"]
+
+
+def test_a_crash_after_azure_accepted_the_run_is_repaired_by_the_next_tick(
+    context: AppContext, stack: OfflineStack, adf: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process records Submitting, Azure starts the run, then storage fails before the record is
+    completed: the caller still gets the run, and the poller completes the record."""
+    original = RunRegistry.save
+
+    def storage_gone(self: RunRegistry, run: Run, **kwargs: Any) -> Run:
+        raise StorageUnavailable("storage went away")
+
+    monkeypatch.setattr(RunRegistry, "save", storage_gone)
+    response = start(adf, "ingest_customers", {"parameters": {"batch": "after-crash"}})
+    monkeypatch.setattr(RunRegistry, "save", original)
+    assert response.status_code == 202
+    answered = body_of(response)
+    assert answered["upstreamRunId"]
+    recorded = context.registry.get(answered["id"])
+    assert recorded.status == RunStatus.SUBMITTING and recorded.upstream_run_id is None
+    Poller(context, submit_grace=timedelta(0)).tick()
+    assert context.registry.get(answered["id"]).upstream_run_id == answered["upstreamRunId"]
