@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -68,6 +69,7 @@ class OfflineStack:
         emulator_latency_s: float = 0.0,
         catalog: Mapping[str, Any] | None = None,
     ) -> None:
+        self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="pipeline-gateway-"))
         self.tls = ensure_tls_files(self.workdir / "tls")
         self.emulator = Emulator(emulator_config, tls_dir=self.workdir / "tls", latency_s=emulator_latency_s)
@@ -86,6 +88,8 @@ class OfflineStack:
     def stop(self) -> None:
         self.azurite.stop()
         self.emulator.stop()
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> OfflineStack:
         return self.start()
