@@ -17,7 +17,7 @@ import azure.functions as func
 import pytest
 
 from offline.emulator import ActivitySpec, EmulatorConfig, PipelineSpec
-from offline.stack import OfflineStack
+from offline.stack import OfflineStack, catalog_for
 from shared.context import AppContext, set_app_context
 from shared.functions_index import user_function
 from shared.identity import reset_token_provider
@@ -61,6 +61,17 @@ def context(stack: OfflineStack, names: dict[str, str]) -> Iterator[AppContext]:
     set_app_context(app)
     yield app
     set_app_context(None)
+
+
+def install_context(
+    stack: OfflineStack, names: dict[str, str], *, settings: dict[str, str] | None = None, **first_target: Any
+) -> AppContext:
+    """Installs a context of the test's own; ``first_target`` changes the first catalog target."""
+    catalog = catalog_for(stack.emulator.info)
+    catalog["targets"][0].update(first_target)
+    app = AppContext(Settings({**os.environ, **names, "GATEWAY_CATALOG": json.dumps(catalog), **(settings or {})}))
+    set_app_context(app)
+    return app
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,15 +11,14 @@ import azure.functions as func
 import pytest
 
 from offline.emulator import Fault
-from offline.stack import OfflineStack, catalog_for
-from shared.context import AppContext, set_app_context
+from offline.stack import OfflineStack
+from shared.context import AppContext
 from shared.errors import StorageUnavailable
 from shared.functions_index import user_function
 from shared.poller import Poller
 from shared.registry import RunRegistry
 from shared.runs import Run, RunStatus
-from shared.settings import Settings
-from tests.integration.conftest import body_of, start
+from tests.integration.conftest import body_of, install_context, start
 
 FINISH = 30  # emulated seconds after which the sample pipelines have ended
 
@@ -166,18 +164,10 @@ def test_a_create_that_never_reached_azure_becomes_unknown_and_alerts(
     assert alert["kind"] == "unknown" and "may not have started" in alert["summary"]
 
 
-def catalog_context(stack: OfflineStack, names: dict[str, str], **target_changes: Any) -> AppContext:
-    catalog = catalog_for(stack.emulator.info)
-    catalog["targets"][0].update(target_changes)
-    app = AppContext(Settings({**os.environ, **names, "GATEWAY_CATALOG": json.dumps(catalog)}))
-    set_app_context(app)
-    return app
-
-
 def test_overdue_runs_raise_one_alert_each(
     stack: OfflineStack, names: dict[str, str], context: AppContext, adf: str
 ) -> None:
-    app = catalog_context(stack, names, pipelines=[{"match": "long_running", "maxDurationMinutes": 1}, "*"])
+    app = install_context(stack, names, pipelines=[{"match": "long_running", "maxDurationMinutes": 1}, "*"])
     run_id = started(adf, "long_running")
     azure_now = lambda: datetime.fromtimestamp(stack.emulator.clock.now(), UTC)  # noqa: E731
     later = Poller(app, now=lambda: azure_now() + timedelta(minutes=2))
@@ -192,7 +182,7 @@ def test_overdue_runs_raise_one_alert_each(
 def test_cancelled_runs_alert_as_the_catalog_says(
     stack: OfflineStack, names: dict[str, str], context: AppContext, adf: str, alert_on_cancel: bool
 ) -> None:
-    app = catalog_context(stack, names, alertOnCancelled=alert_on_cancel)
+    app = install_context(stack, names, alertOnCancelled=alert_on_cancel)
     run_id = started(adf, "long_running")
     upstream_id = app.registry.get(run_id).upstream_run_id
     assert upstream_id
@@ -208,8 +198,7 @@ def test_fan_out_queues_one_message_per_target_and_polls_each(
 ) -> None:
     from function_app import app as function_app
 
-    app = AppContext(Settings({**os.environ, **names, "GATEWAY_POLL_FANOUT": "true"}))
-    set_app_context(app)
+    app = install_context(stack, names, settings={"GATEWAY_POLL_FANOUT": "true"})
     run_id = started(adf, "daily_load")
     stack.emulator.clock.advance(FINISH)
     user_function(function_app, "poll_runs")(object())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -10,12 +9,12 @@ from typing import Any
 import pytest
 
 from offline.emulator import Fault
-from offline.stack import OfflineStack, catalog_for
+from offline.stack import OfflineStack
 from shared.context import AppContext, set_app_context
 from shared.identity import reset_token_provider
 from shared.runs import RunStatus
 from shared.settings import Settings
-from tests.integration.conftest import body_of, call, http_request, start
+from tests.integration.conftest import body_of, call, http_request, install_context, start
 
 PROBLEM = "application/problem+json"
 
@@ -116,18 +115,10 @@ def test_unknown_targets_and_bad_names(context: AppContext, target: str, pipelin
     problem(start(target, pipeline), status, slug)
 
 
-def restricted_context(stack: OfflineStack, names: dict[str, str]) -> AppContext:
-    catalog = catalog_for(stack.emulator.info)
-    catalog["targets"][0]["pipelines"] = ["daily_load", {"match": "copy_*", "products": ["erp"]}]
-    app = AppContext(Settings({**os.environ, **names, "GATEWAY_CATALOG": json.dumps(catalog)}))
-    set_app_context(app)
-    return app
-
-
 def test_catalog_and_products_decide_who_may_start_what(
     stack: OfflineStack, names: dict[str, str], context: AppContext, adf: str
 ) -> None:
-    restricted_context(stack, names)
+    install_context(stack, names, pipelines=["daily_load", {"match": "copy_*", "products": ["erp"]}])
     problem(start(adf, "ingest_orders"), 403, "not-allowed")
     problem(start(adf, "copy_sales", headers={"x-apim-product-id": "marketing"}), 403, "not-allowed")
     assert start(adf, "copy_sales", headers={"x-apim-product-id": "erp"}).status_code == 202
