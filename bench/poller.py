@@ -160,15 +160,18 @@ def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
 def tick(role: str) -> dict[str, Any]:
     """One tick in this process (a child of the benchmark); prints its figures as JSON."""
     from shared.context import AppContext
-    from shared.pipelines import PipelineRun, PipelineService, RunQuery
     from shared.poller import Poller
     from shared.settings import Settings
+    from shared.tracking import Observation
 
     class PerRunPoller(Poller):
-        """The common approach: no bulk query, one GET per run in flight."""
+        """The common approach: no bulk answer, one GET per run in flight."""
 
-        def _observe(self, service: PipelineService, query: RunQuery) -> dict[str, PipelineRun]:
-            return {}
+        def _sources(self, target: Any, runs: list[Any]) -> list[tuple[Any, list[Any]]]:
+            sources = super()._sources(target, runs)
+            for source, _ in sources:
+                source.observe = lambda runs, now: Observation()  # type: ignore[method-assign]
+            return sources
 
     context = AppContext(Settings())
     poller = (PerRunPoller if role == "naive" else Poller)(context)

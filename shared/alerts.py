@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from shared.catalog import DataFactoryTarget, SynapseTarget
-from shared.links import studio_run_link
-from shared.pipelines import ActivityRun
+from shared.links import studio_run_link, studio_spark_link
 from shared.runs import Run, RunStatus
 from shared.settings import Settings
+from shared.tracking import FailureDetails
 
 SCHEMA_VERSION = 1
 KIND_LABELS = {"datafactory": "ADF", "synapse": "Synapse", "spark": "Spark"}
@@ -49,17 +49,21 @@ def _one_line(text: str) -> str:
     return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 1] + "…"
 
 
-def summary(run: Run, kind: str, failed: Sequence[ActivityRun], now: datetime) -> str:
+def summary(run: Run, kind: str, details: FailureDetails | None, now: datetime) -> str:
     label = f"{KIND_LABELS.get(run.kind, run.kind)} {run.target}/{run.pipeline} run {_short(run)}"
+    if run.kind == "spark":
+        label = f"Spark {run.target}/{run.spark_pool} batch {run.pipeline} (id {run.upstream_run_id or '?'})"
     if kind == AlertKind.OVERDUE:
         elapsed = int((now - (run.run_start or run.created_at)).total_seconds() * 1000)
         return f"{label} is still {run.status} after {duration_text(elapsed)} (limit {run.max_duration_minutes} min)"
     if kind == AlertKind.UNKNOWN:
         return f"{label} may not have started: {_one_line(run.message) or 'the start could not be confirmed'}"
     verb = "was cancelled" if kind == AlertKind.CANCELLED else "failed"
+    failed = details.activities if details else ()
     where = f" at activity {failed[0].name}" if failed else ""
     ended = run.run_end or now
-    reason = _one_line(failed[0].message if failed and failed[0].message else run.message)
+    first_error = details.errors[0] if details and details.errors else ""
+    reason = _one_line((failed[0].message if failed else first_error) or run.message)
     return (
         f"{label} {verb}{where} on {ended:%Y-%m-%d %H:%M:%S} UTC after {duration_text(run.duration_ms)}: "
         f"{reason or 'no message from Azure'}"
@@ -79,13 +83,21 @@ def build_alert(
     kind: str,
     *,
     target: DataFactoryTarget | SynapseTarget,
-    failed_activities: Sequence[ActivityRun],
+    details: FailureDetails | None,
     history: Sequence[Run],
     settings: Settings,
     now: datetime,
 ) -> dict[str, Any]:
     links: dict[str, str] = {}
-    if run.upstream_run_id and run.kind != "spark":
+    app_id = (details.app_id if details else None) or run.app_id
+    if run.kind == "spark" and isinstance(target, SynapseTarget):
+        if app_id and run.spark_pool:
+            links["studio"] = studio_spark_link(
+                target, app_id, run.spark_pool, run.upstream_run_id, synapse_studio=settings.synapse_studio_url
+            )
+        if details and details.spark_ui:
+            links["sparkUi"] = details.spark_ui
+    elif run.upstream_run_id:
         links["studio"] = studio_run_link(
             target, run.upstream_run_id, adf_studio=settings.adf_studio_url, synapse_studio=settings.synapse_studio_url
         )
@@ -97,7 +109,7 @@ def build_alert(
         "schemaVersion": SCHEMA_VERSION,
         "alertId": alert_id(run, kind),
         "kind": kind,
-        "summary": summary(run, kind, failed_activities, now),
+        "summary": summary(run, kind, details, now),
         "target": run.target,
         "targetKind": run.kind,
         "location": _location(target),
@@ -118,8 +130,11 @@ def build_alert(
                 "start": _time(a.start),
                 "end": _time(a.end),
             }
-            for a in failed_activities
+            for a in (details.activities if details else ())
         ],
+        "appId": app_id,
+        "errors": list(details.errors) if details else [],
+        "driverLogTail": list(details.log_tail) if details else [],
         "start": _time(run.run_start or run.created_at),
         "end": _time(run.run_end),
         "durationMs": run.duration_ms,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from shared.pipelines import PipelineService
     from shared.queues import JsonQueue
     from shared.registry import RunRegistry
+    from shared.spark import SparkClient
     from shared.upstream import UpstreamClient
 
 
@@ -93,6 +94,12 @@ class AppContext:
                 queue.ensure_queue()
                 self._queues[name] = queue
             return queue
+
+    def spark(self, target: SynapseTarget, pool: str) -> SparkClient:
+        """The Livy client of one Spark pool (cheap to build; sessions and tokens are shared)."""
+        from shared.spark import SparkClient
+
+        return SparkClient(self.upstream, target, pool, scope=self.settings.synapse_scope)
 
     def pipelines(self, target: DataFactoryTarget | SynapseTarget) -> PipelineService:
         """The pipeline client of a target, built once per target."""

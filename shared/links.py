@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from shared.catalog import DataFactoryTarget, SynapseTarget
 
@@ -16,3 +16,15 @@ def studio_run_link(
     workspace = target.resource_id
     suffix = f"?workspace={quote(workspace, safe='')}" if workspace else ""
     return f"{synapse_studio}/en/monitoring/pipelineruns/{run}{suffix}"
+
+
+def studio_spark_link(
+    target: SynapseTarget, app_id: str, pool: str, batch_id: str | None, *, synapse_studio: str
+) -> str:
+    """The Spark application's page in Synapse Studio's monitoring hub."""
+    query = {"sparkPoolName": pool}
+    if target.resource_id:
+        query["workspace"] = target.resource_id
+    if batch_id:
+        query["livyId"] = batch_id
+    return f"{synapse_studio}/en/monitoring/sparkapplication/{quote(app_id, safe='')}?{urlencode(query)}"

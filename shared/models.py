@@ -83,6 +83,84 @@ class StartRunRequest(_Body):
         return StartOptions(self.referencePipelineRunId, self.isRecovery, self.startActivityName, self.startFromFailure)
 
 
+_MEMORY = r"^[1-9][0-9]{0,5}[mMgG]$"
+_PATH_LIKE = 2048
+
+
+def _strings(max_items: int) -> Any:
+    return Field(default=None, max_length=max_items)
+
+
+class SparkBatchRequest(_Body):
+    """POST /api/targets/{target}/sparkpools/{pool}/batches: the Livy batch fields."""
+
+    name: str = Field(min_length=1, max_length=128)
+    file: str = Field(min_length=1, max_length=_PATH_LIKE)
+    className: str | None = Field(default=None, min_length=1, max_length=512)
+    args: list[str] | None = _strings(200)
+    jars: list[str] | None = _strings(100)
+    pyFiles: list[str] | None = _strings(100)
+    files: list[str] | None = _strings(100)
+    archives: list[str] | None = _strings(100)
+    conf: dict[str, str] | None = None
+    driverMemory: str | None = Field(default=None, pattern=_MEMORY)
+    driverCores: int | None = Field(default=None, ge=1, le=64)
+    executorMemory: str | None = Field(default=None, pattern=_MEMORY)
+    executorCores: int | None = Field(default=None, ge=1, le=64)
+    numExecutors: int | None = Field(default=None, ge=1, le=500)
+    tags: dict[str, str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("the batch name must be printable text")
+        return value
+
+    @field_validator("args", "jars", "pyFiles", "files", "archives")
+    @classmethod
+    def _items(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(len(item) > _PATH_LIKE for item in value):
+            raise ValueError(f"each entry must be at most {_PATH_LIKE} characters")
+        return value
+
+    @field_validator("conf", "tags")
+    @classmethod
+    def _maps(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and (len(value) > 200 or any(not k or len(k) > 256 for k in value)):
+            raise ValueError("at most 200 entries, with keys of 1-256 characters")
+        return value
+
+    def livy_body(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class CancelRequest(_Body):
+    """POST /api/runs/{id}/cancel."""
+
+    recursive: bool = False
+
+
+class RerunRequest(_Body):
+    """POST /api/runs/{id}/rerun: how to recover. Empty reruns the whole pipeline (or batch)."""
+
+    startFromFailure: bool | None = None
+    startActivityName: str | None = Field(default=None, min_length=1, max_length=260)
+
+    @field_validator("startActivityName")
+    @classmethod
+    def _activity(cls, value: str | None) -> str | None:
+        if value is not None and (problem := names.PIPELINE.problem(value)):
+            raise ValueError(problem.replace("Pipeline name", "Activity name"))
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RerunRequest:
+        if self.startFromFailure and self.startActivityName:
+            raise ValueError("use either startFromFailure or startActivityName, not both")
+        return self
+
+
 def parse_body(model: type[M], data: Any) -> M:
     """Validates ``data`` as ``model``; every problem is reported with its field path."""
     if not isinstance(data, dict):

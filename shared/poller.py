@@ -1,8 +1,8 @@
 """The poller: follows the runs in flight, records how they end, and raises alerts.
 
-The unit of work is one target. Per target it asks Azure in bulk (``queryPipelineRuns`` over the
-window of the live runs, filtered by pipeline, following continuation tokens), so upstream calls grow
-with targets and pages, not with runs. Only a run the bulk query does not return costs a single GET.
+The unit of work is one target. Its runs are observed in bulk per source (a target's pipelines
+through ``queryPipelineRuns``, a Spark pool through Livy's batch list), so upstream calls grow with
+targets and pages, not with runs; only a run the bulk answer lacks costs a single GET.
 
 Every write is ETag-conditional; a tick that overlaps another, or dies halfway, leaves records the
 next tick finishes. Alerts are at-least-once with a stable id: the alert is claimed on the record,
@@ -11,10 +11,9 @@ sent, then flagged; a crash between send and flag resends the same alert id.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,17 +23,13 @@ from typing import TypeVar
 from shared.alerts import AlertKind, alert_id, build_alert
 from shared.catalog import DataFactoryTarget, SynapseTarget
 from shared.context import AppContext
-from shared.errors import GatewayError, UpstreamNotFound
-from shared.pipelines import ActivityRun, PipelineRun, PipelineRunStatus, PipelineService, RunQuery
+from shared.errors import GatewayError
 from shared.registry import ConcurrentUpdate
 from shared.runs import Run, RunStatus, utcnow
+from shared.tracking import WINDOW_SKEW, Observed, PipelineSource, Source, SparkPoolSource
 
 _LOGGER = logging.getLogger(__name__)
 
-# Clocks differ and lastUpdated is written by Azure: widen the query window by this much.
-WINDOW_SKEW = timedelta(minutes=5)
-# The window ends well after our "now": a run Azure updated a moment ago must not fall outside it.
-WINDOW_AHEAD = timedelta(days=1)
 # A Submitting record younger than this may still have its create call in flight elsewhere.
 SUBMIT_GRACE = timedelta(minutes=2)
 # A Submitting record not found in Azure after this long is declared Unknown.
@@ -42,6 +37,7 @@ UNKNOWN_AFTER = timedelta(minutes=10)
 WORKERS = 8
 
 T = TypeVar("T")
+Target = DataFactoryTarget | SynapseTarget
 
 
 @dataclass
@@ -95,36 +91,45 @@ class Poller:
         report = TargetReport(name)
         target = self._context.catalog.get(name)
         try:
-            runs = [r for r in self._context.registry.live_runs(name) if r.kind != "spark"]
+            runs = list(self._context.registry.live_runs(name))
             report.live = len(runs)
-            if runs:
-                self._poll_pipelines(target, runs, report, deadline)
+            for source, group in self._sources(target, runs):
+                self._poll(target, source, group, report, deadline)
         except GatewayError as exc:
             report.error = exc.detail
             _LOGGER.warning("Polling target %s failed: %s", name, exc.detail)
         return report
 
-    def _poll_pipelines(
-        self, target: DataFactoryTarget | SynapseTarget, runs: list[Run], report: TargetReport, deadline: float | None
+    def _sources(self, target: Target, runs: list[Run]) -> list[tuple[Source, list[Run]]]:
+        """The target's runs grouped by how Azure reports on them: its pipelines, each Spark pool."""
+        sources: list[tuple[Source, list[Run]]] = []
+        pipelines = [r for r in runs if r.kind != "spark"]
+        if pipelines:
+            sources.append((PipelineSource(self._context.pipelines(target)), pipelines))
+        pools: dict[str, list[Run]] = {}
+        for run in runs:
+            if run.kind == "spark" and run.spark_pool:
+                pools.setdefault(run.spark_pool, []).append(run)
+        if pools and isinstance(target, SynapseTarget):
+            for pool, batches in sorted(pools.items()):
+                sources.append((SparkPoolSource(self._context.spark(target, pool)), batches))
+        return sources
+
+    def _poll(
+        self, target: Target, source: Source, runs: list[Run], report: TargetReport, deadline: float | None
     ) -> None:
         """Observe in bulk, write the changes in transactions, then alert: each phase checks the clock."""
-        service = self._context.pipelines(target)
         now = self._now()
-        query = RunQuery(
-            updated_after=min(r.created_at for r in runs) - WINDOW_SKEW,
-            updated_before=now + WINDOW_AHEAD,
-            pipelines=sorted({r.pipeline for r in runs}),
-        )
-        upstream = self._observe(service, query)
+        observation = source.observe(runs, now)
+        upstream = observation.runs
         claimed = {r.upstream_run_id for r in runs if r.upstream_run_id}
 
         # Reconciliation claims upstream runs one at a time, so it goes first and alone.
         current: list[Run] = []
         for run in runs:
             if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
-                reconciled = self._attempt(
-                    report, run, partial(self._reconcile, run, list(upstream.values()), claimed, now)
-                )
+                reconcile = partial(self._reconcile, run, source, upstream, claimed, now)
+                reconciled = self._attempt(report, run, reconcile)
                 if reconciled is None or (reconciled.upstream_run_id is None and not reconciled.terminal):
                     continue
                 run = reconciled
@@ -133,9 +138,9 @@ class Poller:
         missing = [r for r in current if not r.terminal and r.upstream_run_id not in upstream]
         report.single_gets += len(missing)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            for observed in pool.map(lambda r: self._get(service, r), missing):
+            for observed in pool.map(lambda r: self._get(source, r), missing):
                 if observed is not None:
-                    upstream[observed.run_id] = observed
+                    upstream[observed.upstream_run_id] = observed
 
         writes: list[tuple[Run, bool]] = []
         alerting: list[tuple[Run, str]] = []
@@ -164,22 +169,16 @@ class Poller:
             if _late(deadline):
                 report.skipped += 1
                 return
-            if self._attempt(report, item[0], lambda: self._alert(item[0], item[1], target, service)):
+            if self._attempt(report, item[0], lambda: self._alert(item[0], item[1], target, source)):
                 report.alerts += 1
 
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             list(pool.map(alert, alerting))
 
-    def _observe(self, service: PipelineService, query: RunQuery) -> dict[str, PipelineRun]:
-        """Everything Azure reports for the window, keyed by upstream run id: one call per page."""
-        return {run.run_id: run for run in service.query_runs(query)}
-
-    def _get(self, service: PipelineService, run: Run) -> PipelineRun | None:
-        """The fallback for a run the bulk query did not return."""
+    def _get(self, source: Source, run: Run) -> Observed | None:
+        """The fallback for a run the bulk answer did not include."""
         try:
-            return service.get_run(run.upstream_run_id or "")
-        except UpstreamNotFound:
-            return None
+            return source.get(run.upstream_run_id or "")
         except GatewayError as exc:
             _LOGGER.warning("Run %s not observed this tick: %s", run.id, exc.detail)
             return None
@@ -194,7 +193,9 @@ class Poller:
             _LOGGER.warning("Run %s not advanced this tick: %s", run.id, exc.detail)
         return None
 
-    def _reconcile(self, run: Run, candidates: Iterable[PipelineRun], claimed: set[str], now: datetime) -> Run:
+    def _reconcile(
+        self, run: Run, source: Source, upstream: dict[str, Observed], claimed: set[str], now: datetime
+    ) -> Run:
         """Finds the upstream run a lost create answer started, or gives up after a while."""
         age = now - run.created_at
         if age < self._submit_grace:
@@ -202,21 +203,20 @@ class Poller:
         matches = sorted(
             (
                 c
-                for c in candidates
-                if c.pipeline == run.pipeline
-                and c.run_id not in claimed
-                and c.run_start is not None
-                and c.run_start >= run.created_at - WINDOW_SKEW
-                and _same_parameters(c.parameters, run.parameters)
+                for c in upstream.values()
+                if c.upstream_run_id not in claimed
+                and c.submitted is not None
+                and c.submitted >= run.created_at - WINDOW_SKEW
+                and source.matches(run, c)
             ),
-            key=lambda c: c.run_start or now,
+            key=lambda c: c.submitted or now,
         )
         registry = self._context.registry
         if matches:
             found = matches[0]
-            claimed.add(found.run_id)
-            _LOGGER.info("Reconciled run %s with upstream run %s", run.id, found.run_id)
-            return registry.save(_apply(run.evolve(upstream_run_id=found.run_id), found), keep_live=True)
+            claimed.add(found.upstream_run_id)
+            _LOGGER.info("Reconciled run %s with upstream run %s", run.id, found.upstream_run_id)
+            return registry.save(_apply(run.evolve(upstream_run_id=found.upstream_run_id), found), keep_live=True)
         if age >= self._unknown_after:
             _LOGGER.warning("Run %s was never found in Azure; marking it Unknown", run.id)
             return registry.save(
@@ -229,7 +229,7 @@ class Poller:
             )
         return run
 
-    def _alert_kind(self, run: Run, target: DataFactoryTarget | SynapseTarget, now: datetime) -> str | None:
+    def _alert_kind(self, run: Run, target: Target, now: datetime) -> str | None:
         if run.alerted_at is not None:
             return None
         if run.status == RunStatus.FAILED:
@@ -247,37 +247,18 @@ class Poller:
             return AlertKind.OVERDUE
         return None
 
-    def _failed_activities(self, run: Run, service: PipelineService) -> list[ActivityRun]:
-        """The failed activities; an alert without them beats no alert, so a failure here is noted."""
-        if not run.upstream_run_id:
-            return []
-        start = (run.run_start or run.created_at) - WINDOW_SKEW
-        end = (run.run_end or self._now()) + WINDOW_SKEW
-        try:
-            activities = service.query_activity_runs(run.pipeline, run.upstream_run_id, start, end)
-        except GatewayError as exc:
-            _LOGGER.warning("Activity runs of %s unavailable for its alert: %s", run.id, exc.detail)
-            return []
-        return [a for a in activities if a.status == PipelineRunStatus.FAILED]
-
-    def _alert(self, run: Run, kind: str, target: DataFactoryTarget | SynapseTarget, service: PipelineService) -> bool:
+    def _alert(self, run: Run, kind: str, target: Target, source: Source) -> bool:
         """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
         registry = self._context.registry
         identifier = alert_id(run, kind)
         if run.alert_id != identifier:
             run = registry.save(run.evolve(alert_id=identifier), keep_live=True)
-        failed = self._failed_activities(run, service) if kind == AlertKind.FAILED else []
-        history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=5, finished_only=True)
-        previous = [r for r in history if r.id != run.id and r.created_at < run.created_at]
         now = self._now()
+        details = source.failure_details(run, now) if kind == AlertKind.FAILED else None
+        history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=5, finished_only=True)
+        previous: Sequence[Run] = [r for r in history if r.id != run.id and r.created_at < run.created_at]
         message = build_alert(
-            run,
-            kind,
-            target=target,
-            failed_activities=failed,
-            history=previous,
-            settings=self._context.settings,
-            now=now,
+            run, kind, target=target, details=details, history=previous, settings=self._context.settings, now=now
         )
         self._context.alerts.send(message)
         _LOGGER.warning("Alert %s: %s", identifier, message["summary"])
@@ -292,30 +273,20 @@ def _late(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() > deadline
 
 
-def _apply(run: Run, observed: PipelineRun) -> Run:
+def _apply(run: Run, observed: Observed) -> Run:
     """The record updated with what Azure reports; the same object when nothing changed."""
-    status = observed.status if observed.status in RunStatus.ALL else run.status
+    status = observed.status
+    if run.status == RunStatus.CANCELING and status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        status = RunStatus.CANCELING  # Azure has not caught up with the cancel yet
     changes = {
         "status": status,
-        "upstream_status": observed.status,
+        "upstream_status": observed.upstream_status,
         "message": observed.message if observed.message or status == RunStatus.SUCCEEDED else run.message,
         "run_start": observed.run_start or run.run_start,
         "run_end": observed.run_end,
         "duration_ms": observed.duration_ms,
+        "app_id": observed.app_id or run.app_id,
     }
     if all(getattr(run, key) == value for key, value in changes.items()):
         return run
     return run.evolve(**changes)
-
-
-def _same_parameters(upstream: Mapping[str, str], ours: Mapping[str, object]) -> bool:
-    """ADF reports parameter values as strings (JSON-encoded when not strings)."""
-    expected = {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in ours.items()}
-    return all(upstream.get(k) == v or _loose_equal(upstream.get(k), v) for k, v in expected.items())
-
-
-def _loose_equal(left: object, right: str) -> bool:
-    try:
-        return isinstance(left, str) and json.loads(left) == json.loads(right)
-    except ValueError:
-        return False

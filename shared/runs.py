@@ -71,6 +71,7 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     spark_pool: str | None = None
+    app_id: str | None = None  # the Spark application of a batch
     upstream_run_id: str | None = None
     upstream_status: str | None = None
     upstream_request_id: str | None = None
