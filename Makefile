@@ -15,10 +15,11 @@ INFO ?= .local/emulator.json
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt 2> >(grep -v 'is ignored: it is neither' >&2)
+	$(PY) -m pip install --quiet -e '.[cli]' 2> >(grep -v 'is ignored: it is neither' >&2)  # the on-call CLI
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
