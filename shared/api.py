@@ -21,6 +21,30 @@ def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
     return endpoint(handlers.start_pipeline_run)(req)
 
 
+@bp.function_name("start_spark_batch")
+@bp.route(route="targets/{target}/sparkpools/{pool}/batches", methods=["POST"], auth_level=_AUTH)
+def start_spark_batch(req: func.HttpRequest) -> func.HttpResponse:
+    return endpoint(handlers.start_spark_batch)(req)
+
+
+@bp.function_name("cancel_run")
+@bp.route(route="runs/{id}/cancel", methods=["POST"], auth_level=_AUTH)
+def cancel_run(req: func.HttpRequest) -> func.HttpResponse:
+    return endpoint(handlers.cancel_run)(req)
+
+
+@bp.function_name("rerun")
+@bp.route(route="runs/{id}/rerun", methods=["POST"], auth_level=_AUTH)
+def rerun(req: func.HttpRequest) -> func.HttpResponse:
+    return endpoint(handlers.rerun)(req)
+
+
+@bp.function_name("get_target")
+@bp.route(route="targets/{target}", methods=["GET"], auth_level=_AUTH)
+def get_target(req: func.HttpRequest) -> func.HttpResponse:
+    return endpoint(handlers.get_target)(req)
+
+
 @bp.function_name("get_run")
 @bp.route(route="runs/{id}", methods=["GET"], auth_level=_AUTH)
 def get_run(req: func.HttpRequest) -> func.HttpResponse:

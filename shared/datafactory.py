@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.catalog import DataFactoryTarget
 from shared.pipeline_client import PipelineClient
 from shared.upstream import UpstreamClient
@@ -19,3 +21,8 @@ class DataFactoryClient(PipelineClient):
 
     def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
         return f"/pipelineruns/{run_id}/queryActivityruns"
+
+    def get_factory(self) -> dict[str, Any]:
+        """The factory's ARM resource (Factories_Get), for diagnostics."""
+        body, _ = self._call("getFactory", "GET", "", role=self.read_role)
+        return body if isinstance(body, dict) else {}

@@ -137,6 +137,18 @@ class RunAlreadyFinished(Conflict):
     title = "Run already finished"
 
 
+class RunStillRunning(Conflict):
+    slug = "run-in-progress"
+    title = "Run still in progress"
+
+
+class RunNotStarted(Conflict):
+    """The run has no upstream run: it is still being submitted, or Azure never started it."""
+
+    slug = "run-not-started"
+    title = "Run not started in Azure"
+
+
 # --- Azure, upstream of the gateway -------------------------------------------------------------
 
 

@@ -17,10 +17,17 @@ from shared.http import (
     json_response,
     read_json,
 )
-from shared.models import StartRunRequest, parse_body, validate_name
+from shared.models import (
+    CancelRequest,
+    RerunRequest,
+    SparkBatchRequest,
+    StartRunRequest,
+    parse_body,
+    validate_name,
+)
 from shared.runs import Run, RunStatus
 from shared.service import Caller, RunService
-from shared.views import run_view, target_view
+from shared.views import chain_view, run_view, target_view
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -39,25 +46,70 @@ def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
     context = app_context()
     target_name = validate_name(names.TARGET, req.route_params.get("target", ""), "target")
     pipeline = validate_name(names.PIPELINE, req.route_params.get("pipeline", ""), "pipeline")
-    key = req.headers.get(IDEMPOTENCY_HEADER)
+    key = _idempotency_key(req)
+    body = parse_body(StartRunRequest, read_json(req, context.settings.max_body_bytes))
+    result = RunService(context).start_pipeline_run(target_name, pipeline, body, _caller(req), key)
+    return _accepted(req, result.run, replayed=result.replayed)
+
+
+def _idempotency_key(req: func.HttpRequest) -> str | None:
+    key: str | None = req.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
         raise ValidationFailed(
             "The Idempotency-Key header must be 1-255 printable characters.",
             [{"field": "Idempotency-Key", "message": "1-255 printable characters"}],
         )
-    body = parse_body(StartRunRequest, read_json(req, context.settings.max_body_bytes))
-    result = RunService(context).start_pipeline_run(target_name, pipeline, body, _caller(req), key)
-    view = _run_view(req, result.run)
+    return key
+
+
+def _accepted(req: func.HttpRequest, run: Run, *, replayed: bool) -> func.HttpResponse:
+    view = _run_view(req, run)
     headers = {"Location": view["links"]["self"]}
-    if result.replayed:
+    if replayed:
         headers["Idempotent-Replayed"] = "true"
     return json_response(view, 202, headers)
 
 
+def start_spark_batch(req: func.HttpRequest) -> func.HttpResponse:
+    context = app_context()
+    target_name = validate_name(names.TARGET, req.route_params.get("target", ""), "target")
+    pool = validate_name(names.SPARK_POOL, req.route_params.get("pool", ""), "pool")
+    key = _idempotency_key(req)
+    body = parse_body(SparkBatchRequest, read_json(req, context.settings.max_body_bytes))
+    result = RunService(context).start_spark_batch(target_name, pool, body, _caller(req), key)
+    return _accepted(req, result.run, replayed=result.replayed)
+
+
 def get_run(req: func.HttpRequest) -> func.HttpResponse:
-    run_id = req.route_params.get("id", "")
-    run = app_context().registry.get(run_id)
-    return json_response(_run_view(req, run))
+    context = app_context()
+    run = context.registry.get(req.route_params.get("id", ""))
+    view = _run_view(req, run)
+    view["chain"] = chain_view(RunService(context).chain(run))
+    return json_response(view)
+
+
+def cancel_run(req: func.HttpRequest) -> func.HttpResponse:
+    context = app_context()
+    body = parse_body(CancelRequest, read_json(req, context.settings.max_body_bytes))
+    run = RunService(context).cancel(req.route_params.get("id", ""), recursive=body.recursive, caller=_caller(req))
+    return _accepted(req, run, replayed=False)
+
+
+def rerun(req: func.HttpRequest) -> func.HttpResponse:
+    context = app_context()
+    key = _idempotency_key(req)
+    body = parse_body(RerunRequest, read_json(req, context.settings.max_body_bytes))
+    result = RunService(context).rerun(req.route_params.get("id", ""), body, _caller(req), key)
+    return _accepted(req, result.run, replayed=result.replayed)
+
+
+def get_target(req: func.HttpRequest) -> func.HttpResponse:
+    """The target as the caller may see it, and a live check of the identity's access to it."""
+    from shared.diagnostics import diagnose
+
+    context = app_context()
+    target = context.catalog.get(validate_name(names.TARGET, req.route_params.get("target", ""), "target"))
+    return json_response(diagnose(context, target, req.headers.get(PRODUCT_HEADER) or None))
 
 
 def list_runs(req: func.HttpRequest) -> func.HttpResponse:

@@ -13,10 +13,11 @@ import sys
 from typing import Any
 
 from shared.functions_index import registered_functions
-from shared.models import StartRunRequest
+from shared.models import CancelRequest, RerunRequest, SparkBatchRequest, StartRunRequest
 from shared.runs import RunStatus
 
 TITLE = "Pipeline Gateway"
+REQUEST_MODELS = (StartRunRequest, SparkBatchRequest, CancelRequest, RerunRequest)
 VERSION = "1.0.0"
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -42,6 +43,13 @@ _COMMON_ERRORS = {
 }
 _RUN = {"$ref": "#/components/schemas/Run"}
 _ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 80}}
+_IDEMPOTENCY_PARAM = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retries with the same key and body return the original run.",
+    "schema": {"type": "string", "maxLength": 255},
+}
 _TARGET_PARAM = {
     "name": "target",
     "in": "path",
@@ -56,13 +64,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "parameters": [
             _TARGET_PARAM,
             {"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 260}},
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "description": "Retries with the same key and body return the original run.",
-                "schema": {"type": "string", "maxLength": 255},
-            },
+            _IDEMPOTENCY_PARAM,
         ],
         "requestBody": {
             "required": False,
@@ -77,6 +79,69 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "415": _problem("Body is not JSON."),
             "502": _problem("Azure refused the gateway (e.g. a missing role) or answered badly."),
             "504": _problem("Azure's answer was lost; the run is being reconciled."),
+        },
+    },
+    "start_spark_batch": {
+        "summary": "Submit a Spark batch job",
+        "description": "Records the batch, submits it to the Synapse Spark pool (Livy) and answers 202 with the run.",
+        "parameters": [
+            _TARGET_PARAM,
+            {"name": "pool", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 15}},
+            _IDEMPOTENCY_PARAM,
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SparkBatchRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Batch accepted.", {"Location": {"schema": {"type": "string"}}}),
+            "403": _problem("The catalog does not let your product use this Spark pool."),
+            "404": _problem("Unknown target, a Data Factory target, or a pool Azure does not know."),
+            "409": _problem("Idempotency-Key reused with a different body, or still in progress."),
+            "413": _problem("Body too large."),
+            "415": _problem("Body is not JSON."),
+            "502": _problem("Azure refused the gateway (e.g. a missing role) or answered badly."),
+        },
+    },
+    "cancel_run": {
+        "summary": "Cancel a run",
+        "description": "Asks Azure to cancel; the run moves to Canceling, then Cancelled. Twice is harmless.",
+        "parameters": [_ID_PARAM],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CancelRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Cancel requested."),
+            "403": _problem("The catalog does not let your product control this pipeline."),
+            "404": _problem("Unknown run."),
+            "409": _problem("The run already ended (the detail says how), or is still being submitted."),
+            "502": _problem("Azure refused the gateway or answered badly."),
+        },
+    },
+    "rerun": {
+        "summary": "Rerun an ended run",
+        "description": "Starts a new run linked to this one: a recovery rerun for pipelines (startFromFailure is "
+        "ADF only), the same batch definition for Spark.",
+        "parameters": [_ID_PARAM, _IDEMPOTENCY_PARAM],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RerunRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Rerun accepted.", {"Location": {"schema": {"type": "string"}}}),
+            "403": _problem("The catalog does not let your product start this pipeline."),
+            "404": _problem("Unknown run."),
+            "409": _problem("The run is still in progress, was already rerun, or never started in Azure."),
+            "502": _problem("Azure refused the gateway or answered badly."),
+        },
+    },
+    "get_target": {
+        "summary": "A target and a live check of the gateway's access to it",
+        "parameters": [_TARGET_PARAM],
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/TargetDiagnostics"}, "The target and its checks."),
+            "404": _problem("Unknown target."),
         },
     },
     "get_run": {
@@ -167,6 +232,20 @@ SCHEMAS: dict[str, Any] = {
             "runStart": _NULLABLE_TIME,
             "runEnd": _NULLABLE_TIME,
             "durationMs": {"type": "integer", "nullable": True},
+            "appId": _NULLABLE_STRING,
+            "cancelRequestedAt": _NULLABLE_TIME,
+            "chain": {
+                "type": "array",
+                "description": "The rerun chain through this run, oldest first (GET of one run only).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "status": {"type": "string"},
+                        "createdAt": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
             "rerunOf": _NULLABLE_STRING,
             "rerunBy": _NULLABLE_STRING,
             "correlationId": _NULLABLE_STRING,
@@ -184,6 +263,32 @@ SCHEMAS: dict[str, Any] = {
             "value": {"type": "array", "items": _RUN},
             "continuation": _NULLABLE_STRING,
             "nextLink": {"type": "string"},
+        },
+    },
+    "TargetDiagnostics": {
+        "type": "object",
+        "required": ["target", "healthy", "checks"],
+        "properties": {
+            "target": {"$ref": "#/components/schemas/Target"},
+            "healthy": {"type": "boolean"},
+            "checks": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "call", "ok"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "call": {"type": "string"},
+                        "ok": {"type": "boolean"},
+                        "facts": {"type": "object", "additionalProperties": True},
+                        "detail": {"type": "string"},
+                        "skipped": {"type": "string"},
+                        "upstreamStatus": {"type": "integer", "nullable": True},
+                        "upstreamCode": _NULLABLE_STRING,
+                        "upstreamRequestId": _NULLABLE_STRING,
+                    },
+                },
+            },
         },
     },
     "AccessRule": {
@@ -252,7 +357,10 @@ def build(app: Any) -> dict[str, Any]:
         },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {**SCHEMAS, "StartRunRequest": _openapi_schema(StartRunRequest)},
+            "schemas": {
+                **SCHEMAS,
+                **{model.__name__: _openapi_schema(model) for model in REQUEST_MODELS},
+            },
             "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
         },
         "security": [{"functionKey": []}],

@@ -7,6 +7,7 @@ Layout (one table):
   in a single entity-group transaction, so the poller reads only live rows and a move is atomic.
   Ids count time down, so each prefix lists newest first.
 * partition ``idempotency``: one entity per (caller, Idempotency-Key), pointing at its run.
+* partition ``_alerts``: the alert history (forwarded and acknowledged alerts), see ``shared.alert_history``.
 
 Every update is conditional on the ETag read, so overlapping poller ticks or a racing cancel never
 overwrite each other's work: the loser gets ``ConcurrentUpdate`` and re-reads.
@@ -33,6 +34,8 @@ from shared.storage import CLIENT_OPTIONS, storage_failure
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
+
+    from shared.alert_history import AlertHistory
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -108,6 +111,12 @@ class RunRegistry:
 
         with _storage_errors("create its table"), contextlib.suppress(ResourceExistsError):
             self._table.create_table()
+
+    def alert_history(self) -> AlertHistory:
+        """The alerts forwarded or acknowledged, kept in the same table."""
+        from shared.alert_history import AlertHistory
+
+        return AlertHistory(self._table)
 
     # --- runs ------------------------------------------------------------------------------
 
@@ -200,6 +209,11 @@ class RunRegistry:
         if chunk:
             flush()
         return results
+
+    @staticmethod
+    def is_live(run: Run) -> bool:
+        """Whether the poller still has work on the record (it sits among the live rows)."""
+        return bool(run.row_key and run.row_key.startswith(LIVE))
 
     def live_runs(self, target: str) -> Iterator[Run]:
         query = "PartitionKey eq @target and RowKey ge @low and RowKey lt @high"

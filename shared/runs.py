@@ -89,6 +89,7 @@ class Run:
     alerted_at: datetime | None = None
     overdue_alerted_at: datetime | None = None
     cancel_requested_at: datetime | None = None
+    cancel_requested_by: str | None = None
     # Where the registry holds the record and its version; set by the registry, never by callers.
     row_key: str | None = None
     etag: str | None = None

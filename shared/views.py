@@ -11,7 +11,7 @@ from shared.runs import Run
 from shared.settings import Settings
 
 
-def _time(value: datetime | None) -> str | None:
+def iso_time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -34,11 +34,13 @@ def run_view(
         "message": run.message,
         "parameters": run.parameters,
         "options": run.options,
-        "createdAt": _time(run.created_at),
-        "updatedAt": _time(run.updated_at),
-        "runStart": _time(run.run_start),
-        "runEnd": _time(run.run_end),
+        "createdAt": iso_time(run.created_at),
+        "updatedAt": iso_time(run.updated_at),
+        "runStart": iso_time(run.run_start),
+        "runEnd": iso_time(run.run_end),
         "durationMs": run.duration_ms,
+        "appId": run.app_id,
+        "cancelRequestedAt": iso_time(run.cancel_requested_at),
         "rerunOf": run.rerun_of,
         "rerunBy": run.rerun_by,
         "correlationId": run.correlation_id,
@@ -47,6 +49,10 @@ def run_view(
     if run.spark_pool:
         view["sparkPool"] = run.spark_pool
     return view
+
+
+def chain_view(chain: list[Run]) -> list[dict[str, Any]]:
+    return [{"id": r.id, "status": r.status, "createdAt": iso_time(r.created_at)} for r in chain]
 
 
 def _rules(rules: tuple[AccessRule, ...], product: str | None) -> list[dict[str, Any]]:
