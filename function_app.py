@@ -5,7 +5,7 @@ Thin on purpose: the logic lives in ``shared``; this file builds the app and reg
 
 import azure.functions as func
 
-from shared import api, poller_functions
+from shared import api, forwarding_functions, poller_functions
 from shared.logs import configure_logging
 
 configure_logging()
@@ -13,3 +13,4 @@ configure_logging()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)
 app.register_functions(poller_functions.bp)
+app.register_functions(forwarding_functions.bp)

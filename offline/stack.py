@@ -119,6 +119,8 @@ class OfflineStack:
             "GATEWAY_STORAGE__clientId": info["client_id"],
             "GATEWAY_POLL_SCHEDULE": SCHEDULE_EVERY_10_SECONDS,
             "GATEWAY_POLL_QUEUE": "gateway-poll",
+            # The local host resolves %GATEWAY_ALERT_QUEUE% (the alert forwarder's trigger) from here.
+            "GATEWAY_ALERT_QUEUE": "pipeline-failures",
         }
 
     def apply_environment(self) -> None:

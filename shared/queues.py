@@ -10,6 +10,8 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigurationError
@@ -31,6 +33,20 @@ def _queue_errors(action: str) -> Iterator[None]:
     except AzureError as exc:
         _LOGGER.warning("Queue failed to %s: %s", action, type(exc).__name__)
         raise storage_failure(exc, "the queue", "Storage Queue Data Contributor") from exc
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message taken out of sight for a while: delete it once handled, or release it for others."""
+
+    id: str
+    pop_receipt: str
+    text: str
+    inserted_on: datetime | None
+    dequeue_count: int
+
+    def json(self) -> Any:
+        return json.loads(self.text)
 
 
 class JsonQueue:
@@ -87,3 +103,44 @@ class JsonQueue:
         with _queue_errors("be read"):
             messages = self._client.peek_messages(max_messages=min(limit, 32))
         return [json.loads(message.content) for message in messages]
+
+    def count(self) -> int:
+        """About how many messages wait (Storage's estimate); 0 for a queue nobody has created yet."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _queue_errors("be read"):
+            try:
+                properties = self._client.get_queue_properties()
+            except ResourceNotFoundError:
+                return 0
+        return int(properties.approximate_message_count or 0)
+
+    def receive(self, limit: int = 32, *, visibility_timeout: int = 30) -> list[Received]:
+        """Up to ``limit`` messages, hidden from other readers for ``visibility_timeout`` seconds.
+
+        Unlike ``peek`` this sees past the first 32 messages, at the cost of hiding them meanwhile and
+        counting a dequeue on each, so a reader must ``delete`` or ``release`` every one.
+        """
+        with _queue_errors("be read"):
+            messages = self._client.receive_messages(
+                messages_per_page=min(limit, 32), max_messages=limit, visibility_timeout=visibility_timeout
+            )
+            return [
+                Received(
+                    id=message.id,
+                    pop_receipt=message.pop_receipt or "",
+                    text=str(message.content),
+                    inserted_on=message.inserted_on,
+                    dequeue_count=message.dequeue_count or 0,
+                )
+                for message in messages
+            ]
+
+    def delete(self, message: Received) -> None:
+        with _queue_errors("delete the message"):
+            self._client.delete_message(message.id, message.pop_receipt)
+
+    def release(self, message: Received) -> None:
+        """Makes a received message visible again at once, unchanged."""
+        with _queue_errors("release the message"):
+            self._client.update_message(message.id, message.pop_receipt, visibility_timeout=0)

@@ -101,6 +101,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("GATEWAY_POLL_QUEUE", "gateway-poll", "Queue of per-target poll work when fanning out."),
     Setting("GATEWAY_POLL_BUDGET_SECONDS", "240", "Time budget of one poller tick."),
+    Setting(
+        "GATEWAY_FORWARD_URL",
+        None,
+        "https:// webhook that receives each failure alert (a secret: use a Key Vault reference). Set: a queue "
+        "trigger consumes the alert queue and posts every alert there. Read at indexing, like binding settings.",
+    ),
+    Setting("GATEWAY_FORWARD_FORMAT", "json", "What the webhook expects: 'teams', 'slack' or 'json'."),
+    Setting(
+        "GATEWAY_FORWARD_SECRET",
+        None,
+        "HMAC-SHA256 key that signs 'json' webhook posts (X-Gateway-Signature); unset: unsigned.",
+    ),
     Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", None, "Enables telemetry to Application Insights."),
     Setting(
         "REQUESTS_CA_BUNDLE", None, "Extra CA bundle to trust (local development against the offline emulator only)."
@@ -108,6 +120,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
+FORWARD_FORMATS = ("teams", "slack", "json")
 
 
 class Settings:
@@ -223,6 +236,31 @@ class Settings:
     @property
     def poll_budget_seconds(self) -> float:
         return self._float("GATEWAY_POLL_BUDGET_SECONDS")
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether alerts are forwarded to a webhook (and the queue is consumed by the forwarder)."""
+        return self.get("GATEWAY_FORWARD_URL") is not None
+
+    @property
+    def forward_url(self) -> str:
+        value = self.get("GATEWAY_FORWARD_URL")
+        if not value or not value.startswith("https://"):
+            raise ConfigurationError(f"App setting GATEWAY_FORWARD_URL must be an https:// URL, got {value!r}.")
+        return value
+
+    @property
+    def forward_format(self) -> str:
+        value = (self.get("GATEWAY_FORWARD_FORMAT") or "").lower()
+        if value not in FORWARD_FORMATS:
+            raise ConfigurationError(
+                f"App setting GATEWAY_FORWARD_FORMAT must be one of {', '.join(FORWARD_FORMATS)}, got {value!r}."
+            )
+        return value
+
+    @property
+    def forward_secret(self) -> str | None:
+        return self.get("GATEWAY_FORWARD_SECRET")
 
     @property
     def appinsights_connection_string(self) -> str | None:
