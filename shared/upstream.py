@@ -7,9 +7,11 @@ came raises ``OutcomeUnknown`` so the caller reconciles instead of starting the 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -40,6 +42,7 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 READ_ATTEMPTS = 3
 BACKOFF_BASE_SECONDS = 0.5
 DEFAULT_RETRY_AFTER_SECONDS = 5
+_CLAIMS = re.compile(r'\bclaims="([A-Za-z0-9+/_=-]+)"')
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,9 @@ class UpstreamClient:
         refreshed_token = False
         while True:
             attempt += 1
+            token = self._tokens.token(scope)
             try:
-                response = self._send(method, url, scope, params, body, operation)
+                response = self._send(method, url, token, params, body, operation)
             except requests.RequestException as exc:
                 error = self._transport_error(operation, exc)
                 if isinstance(error, OutcomeUnknown) or attempt >= READ_ATTEMPTS:
@@ -111,8 +115,9 @@ class UpstreamClient:
             if response.status_code < 400:
                 return UpstreamResponse(response.status_code, _json(response, operation, request_id), request_id)
             if response.status_code == 401 and not refreshed_token:
-                # Not processed by Azure: a token that expired early is renewed and sent again.
-                self._tokens.invalidate(scope)
+                # Not processed by Azure (not even a create): a token that expired early, was revoked or
+                # lacks challenged claims is replaced by a new one and the call sent again, once.
+                self._tokens.refused(scope, token, _claims_challenge(response))
                 refreshed_token = True
                 continue
             if response.status_code == 429:
@@ -128,10 +133,10 @@ class UpstreamClient:
             raise self._status_error(operation, response, request_id)
 
     def _send(
-        self, method: str, url: str, scope: str, params: Mapping[str, str] | None, body: Any, operation: Operation
+        self, method: str, url: str, token: str, params: Mapping[str, str] | None, body: Any, operation: Operation
     ) -> requests.Response:
         headers = {
-            "Authorization": f"Bearer {self._tokens.token(scope)}",
+            "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "x-ms-client-request-id": str(uuid.uuid4()),
             "x-ms-correlation-request-id": telemetry.correlation_id() or str(uuid.uuid4()),
@@ -227,8 +232,28 @@ def _json(response: requests.Response, operation: Operation, request_id: str | N
     try:
         return response.json()
     except ValueError:
+        where = f"{operation.name} on {operation.target} answered {response.status_code}"
+        if operation.creates:
+            # Azure said yes but not which run: reconciling finds it; a caller's retry would start it twice.
+            raise OutcomeUnknown(
+                f"{where} with a body that is not JSON; Azure accepted the request but its answer is unreadable.",
+                upstream_status=response.status_code,
+                request_id=request_id,
+            ) from None
         raise UpstreamBadResponse(
-            f"{operation.name} on {operation.target} answered {response.status_code} with a body that is not JSON.",
-            upstream_status=response.status_code,
-            request_id=request_id,
+            f"{where} with a body that is not JSON.", upstream_status=response.status_code, request_id=request_id
         ) from None
+
+
+def _claims_challenge(response: requests.Response) -> str | None:
+    """The claims a 401's ``WWW-Authenticate`` challenge asks for (base64 JSON, as ARM sends them)."""
+    match = _CLAIMS.search(response.headers.get("WWW-Authenticate", ""))
+    if match is None:
+        return None
+    encoded = match.group(1)
+    try:
+        claims = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+        json.loads(claims)
+    except ValueError:
+        return None
+    return claims

@@ -8,6 +8,9 @@ next ``count`` calls (``None``: until cleared). Kinds:
 * ``delay``: sleep ``delay_s`` seconds, then handle the call normally.
 * ``drop``: close the connection without answering, ``when="before"`` the operation is applied
   (nothing happened) or ``"after"`` (it happened, the caller just never heard).
+* ``malformed``: answer ``status`` (200 included) with a JSON content type and a body cut short, as a
+  truncating proxy leaves it; ``when="before"`` nothing is applied, ``"after"`` the operation is
+  applied and its own answer is the one cut short (the run exists; the caller cannot read which).
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-FaultKind = Literal["status", "delay", "drop"]
-KINDS: tuple[str, ...] = ("status", "delay", "drop")
+FaultKind = Literal["status", "delay", "drop", "malformed"]
+KINDS: tuple[str, ...] = ("status", "delay", "drop", "malformed")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Fault:
             raise ValueError("fault 'when' must be 'before' or 'after'")
         if self.kind == "status" and not 400 <= self.status <= 599:
             raise ValueError("a status fault answers a 4xx or 5xx status")
+        if self.kind == "malformed" and not 200 <= self.status <= 599:
+            raise ValueError("a malformed fault answers a 2xx to 5xx status")
         if self.count is not None and self.count < 1:
             raise ValueError("count must be positive, or null for 'until cleared'")
         if self.delay_s < 0 or (self.retry_after is not None and self.retry_after < 0):

@@ -91,6 +91,7 @@ class Response:
     status: int = 200
     body: Any = None  # JSON-serialisable; None = no body
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as the JSON body instead of ``body`` (malformed-answer faults only)
 
 
 Handler = Callable[[Request], Response]
@@ -279,13 +280,18 @@ class Dispatcher:
                     return None
                 elif fault.kind == "status":
                     raise fault_error(fault)
-            self.authorize(route, request)
-            _check_api_version(route, request)
-            response = route.handler(request)
+            if fault is not None and fault.kind == "malformed" and fault.when == "before":
+                response = Response()  # nothing applied; the answer is cut short below
+            else:
+                self.authorize(route, request)
+                _check_api_version(route, request)
+                response = route.handler(request)
         except ApiError as error:
             response = render_error(route.family, error, correlation)
         if fault is not None and fault.kind == "drop":
             return None
+        if fault is not None and fault.kind == "malformed":
+            response = _cut_short(response, fault.status)
         if route.rate is not None and "subscriptionId" in params:
             remaining = self.budget.spend(params["subscriptionId"], route.rate)
             response.headers[f"x-ms-ratelimit-remaining-subscription-{route.rate}"] = str(remaining)
@@ -294,6 +300,15 @@ class Dispatcher:
             response.headers.setdefault("Pragma", "no-cache")
             response.headers.setdefault("Expires", "-1")
         return _decorate(response, correlation, headers)
+
+
+_NO_ANSWER = {"error": {"code": "InternalServerError", "message": "The answer was cut short."}}
+
+
+def _cut_short(response: Response, status: int) -> Response:
+    """The answer with its JSON body cut in half: never valid JSON, still labelled as JSON."""
+    payload = json.dumps(response.body if response.body is not None else _NO_ANSWER, separators=(",", ":")).encode()
+    return Response(status, None, response.headers, raw=payload[: len(payload) // 2])
 
 
 def _check_api_version(route: Route, request: Request) -> None:
@@ -426,7 +441,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, response: Response) -> None:
         payload = b""
-        if response.body is not None and response.status not in (204, 304):
+        if response.raw is not None:
+            payload = response.raw
+            response.headers["Content-Type"] = "application/json; charset=utf-8"
+        elif response.body is not None and response.status not in (204, 304):
             payload = json.dumps(response.body, separators=(",", ":")).encode()
             response.headers["Content-Type"] = "application/json; charset=utf-8"
         self.send_response(response.status)

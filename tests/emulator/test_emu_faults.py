@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from azure.mgmt.datafactory import DataFactoryManagementClient
 
 from offline.emulator import Emulator, Fault
 
-from .conftest import RawClient, factory_path
+from .conftest import ARM, RawClient, factory_path
 
 
 def run_ids(emu: Emulator, pipeline: str) -> set[str]:
@@ -66,6 +67,36 @@ def test_drop_closes_without_an_answer(
         raw("POST", factory_path(factory, "/pipelines/ingest_customers/createRun"), {"attempt": 1})
     created = run_ids(emu, "ingest_customers") - before
     assert len(created) == (1 if applied else 0)
+
+
+@pytest.mark.parametrize(("when", "applied"), [("before", False), ("after", True)])
+def test_malformed_answers_a_json_body_cut_short(
+    raw: RawClient, factory: dict[str, Any], emu: Emulator, when: str, applied: bool
+) -> None:
+    before = run_ids(emu, "ingest_customers")
+    emu.faults.add(Fault(route="Pipelines_CreateRun", kind="malformed", status=200, when=when, count=1))  # type: ignore[arg-type]
+    connection = raw.connection()
+    path = factory_path(factory, "/pipelines/ingest_customers/createRun")
+    connection.request("POST", path, body=b"{}", headers={"Authorization": f"Bearer {raw.token(ARM)}"})
+    answer = connection.getresponse()
+    body = answer.read()
+    connection.close()
+    assert answer.status == 200 and answer.getheader("Content-Type", "").startswith("application/json")
+    assert answer.getheader("x-ms-request-id")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(body)
+    created = run_ids(emu, "ingest_customers") - before
+    assert len(created) == (1 if applied else 0)
+    if applied:
+        assert body.startswith(b'{"runId":"') and created.pop().startswith(body.decode()[len('{"runId":"') :])
+
+
+def test_fault_kinds_refuse_statuses_they_cannot_answer() -> None:
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        Fault(kind="status", status=200)
+    with pytest.raises(ValueError, match="2xx to 5xx"):
+        Fault(kind="malformed", status=100)
+    assert Fault.from_dict({"route": "PipelineRuns_Get", "kind": "malformed", "status": 200}).kind == "malformed"
 
 
 def test_wildcard_until_cleared_and_counters(raw: RawClient, factory: dict[str, Any], emu: Emulator) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -42,16 +43,19 @@ def arm_error(code: str, message: str) -> dict[str, Any]:
 
 
 class Tokens:
+    """Hands out a token and keeps it until it is reported refused."""
+
     def __init__(self) -> None:
         self.issued = 0
-        self.invalidated = 0
+        self.refusals: list[tuple[str, str | None]] = []
 
     def token(self, scope: str) -> str:
-        self.issued += 1
+        if self.issued == len(self.refusals):
+            self.issued += 1
         return f"token-{self.issued}"
 
-    def invalidate(self, scope: str) -> None:
-        self.invalidated += 1
+    def refused(self, scope: str, token: str, claims: str | None = None) -> None:
+        self.refusals.append((token, claims))
 
 
 class ScriptedSession:
@@ -129,11 +133,34 @@ def test_reads_retry_5xx_with_backoff_then_succeed() -> None:
     assert len(slept) == 2
 
 
+def test_backoff_is_exponential_with_full_jitter() -> None:
+    """Full jitter: each wait is drawn from [0, base * 2^attempt), so retrying instances spread out."""
+    waits: list[list[float]] = []
+    for _ in range(200):
+        upstream, slept = client(ScriptedSession(response(503), response(502), response(200, {})))
+        call(upstream)
+        waits.append(slept)
+    first, second = [w[0] for w in waits], [w[1] for w in waits]
+    assert all(0 <= w < 0.5 for w in first) and all(0 <= w < 1.0 for w in second)
+    assert max(second) > 0.5  # the second wait's range doubled
+    assert len(set(first)) == len(first)  # never in lockstep
+
+
 def test_throttling_waits_for_retry_after_within_budget() -> None:
     session = ScriptedSession(response(429, headers={"Retry-After": "3"}), response(200, {}))
     upstream, slept = client(session)
     call(upstream)
     assert slept == [3]
+
+
+def test_the_throttling_budget_is_for_the_whole_call_not_each_answer() -> None:
+    throttled = response(429, arm_error("TooManyRequests", "Slow down."), headers={"Retry-After": "4"})
+    session = ScriptedSession(throttled, throttled, throttled, response(200, {}))
+    upstream, slept = client(session, max_throttle_wait=10)
+    with pytest.raises(UpstreamThrottled) as caught:
+        call(upstream)
+    assert slept == [4, 4]  # a third wait would pass 10 s
+    assert caught.value.headers["Retry-After"] == "4"
 
 
 def test_throttling_beyond_budget_becomes_503_with_retry_after() -> None:
@@ -148,8 +175,31 @@ def test_expired_token_is_renewed_once_without_failing_the_call() -> None:
     tokens = Tokens()
     session = ScriptedSession(response(401, arm_error("ExpiredAuthenticationToken", "expired")), response(200, {}))
     call(client(session, tokens)[0])
-    assert tokens.invalidated == 1
+    assert tokens.refusals == [("token-1", None)]
     assert session.calls[1]["headers"]["Authorization"] == "Bearer token-2"
+
+
+def test_a_claims_challenge_is_passed_on_to_the_renewal() -> None:
+    """Continuous access evaluation: ARM answers a revoked token with the claims a new one must carry."""
+    claims = '{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}'
+    challenge = (
+        'Bearer authorization_uri="https://login.windows.net/", error="invalid_token", '
+        f'error_description="User session has been revoked", claims="{base64.b64encode(claims.encode()).decode()}"'
+    )
+    tokens = Tokens()
+    session = ScriptedSession(
+        response(401, arm_error("InvalidAuthenticationToken", "revoked"), headers={"WWW-Authenticate": challenge}),
+        response(200, {}),
+    )
+    call(client(session, tokens)[0], CREATE)
+    assert tokens.refusals == [("token-1", claims)]
+    assert len(session.calls) == 2
+
+
+def test_a_create_is_sent_again_after_a_401_because_azure_did_not_process_it() -> None:
+    session = ScriptedSession(response(401, arm_error("ExpiredAuthenticationToken", "expired")), response(200, {}))
+    call(client(session)[0], CREATE)
+    assert len(session.calls) == 2
 
 
 def test_persistent_401_is_reported() -> None:
@@ -196,10 +246,19 @@ def test_reads_retry_dropped_connections_then_give_up() -> None:
 
 
 def test_malformed_json_is_a_bad_response() -> None:
-    session = ScriptedSession(response(200, raw=b"<html>gateway error</html>"))
+    session = ScriptedSession(response(200, raw=b'{"runId": "4e50a182'))
     with pytest.raises(UpstreamBadResponse) as caught:
         call(client(session)[0])
     assert caught.value.status == 502
+    assert caught.value.problem()["upstreamRequestId"] == "req-1"
+
+
+def test_a_create_accepted_with_an_unreadable_answer_is_outcome_unknown() -> None:
+    """Azure said 200 but not which run: the caller must reconcile, not retry and start it twice."""
+    session = ScriptedSession(response(200, raw=b'{"runId": "4e50a182'))
+    with pytest.raises(OutcomeUnknown, match="unreadable"):
+        call(client(session)[0], CREATE)
+    assert len(session.calls) == 1
 
 
 def test_error_without_json_body_still_maps() -> None:
