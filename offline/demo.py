@@ -7,6 +7,7 @@ the queue and printed as the on-call engineer sees it.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -18,8 +19,18 @@ from typing import Any
 import requests
 
 from offline.stack import OfflineStack
+from shared.queues import JsonQueue
 
 POLL_SECONDS = 2.0
+# The emulator fails a batch whose file name contains "fail", with a PySpark traceback in its driver log.
+SPARK_BATCH = {
+    "name": "nightly-aggregates",
+    "file": "abfss://jobs@contosolake.dfs.core.windows.net/spark/fail_aggregate_sales.py",
+    "args": ["--day", "2026-11-21"],
+    "driverMemory": "4g",
+    "executorMemory": "8g",
+    "numExecutors": 2,
+}
 TIMEOUT_SECONDS = 60.0
 
 
@@ -54,6 +65,24 @@ class Caller:
         )
         return run
 
+    def submit_batch(self, target: str, pool: str, batch: dict[str, Any]) -> dict[str, Any]:
+        response = self.session.post(f"{self.api}/targets/{target}/sparkpools/{pool}/batches", json=batch)
+        run: dict[str, Any] = response.json()
+        say(
+            f"POST .../targets/{target}/sparkpools/{pool}/batches -> {response.status_code} {run.get('status')}  "
+            f"id={run.get('id')}  batch={run.get('upstreamRunId')}"
+        )
+        return run
+
+    def act(self, run_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.session.post(f"{self.api}/runs/{run_id}/{action}", json=body)
+        run: dict[str, Any] = response.json()
+        say(
+            f"POST .../runs/{run_id}/{action} {json.dumps(body)} -> {response.status_code} {run.get('status')}"
+            + (f"  new id={run['id']}" if action == "rerun" else "")
+        )
+        return run
+
     def get(self, run_id: str) -> dict[str, Any]:
         response = self.session.get(f"{self.api}/runs/{run_id}")
         response.raise_for_status()
@@ -76,12 +105,21 @@ def wait_until_finished(caller: Caller, runs: list[dict[str, Any]]) -> list[dict
     raise SystemExit("The runs did not finish in time; see the local host's log.")
 
 
+def wait_for_alerts(queue: JsonQueue, expected: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    alerts = queue.peek()
+    while len(alerts) < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alerts = queue.peek()
+    return alerts
+
+
 def print_alert(alert: dict[str, Any]) -> None:
     say(alert["summary"])
     say("-" * min(100, len(alert["summary"])))
     facts = [
         ("where", f"{alert['target']} ({alert['location']})"),
-        ("pipeline", alert["pipeline"]),
+        ("batch" if alert["targetKind"] == "spark" else "pipeline", alert["pipeline"]),
         ("status", f"{alert['status']} (Azure: {alert['upstreamStatus']})"),
         ("runs", f"gateway {alert['runId']} / Azure {alert['upstreamRunId']}"),
         ("when", f"{alert['start']} -> {alert['end']}"),
@@ -91,6 +129,14 @@ def print_alert(alert: dict[str, Any]) -> None:
     ]
     for name, value in facts:
         say(f"{name:>10}  {value}")
+    if alert.get("appId"):
+        say(f"{'spark app':>10}  {alert['appId']} on pool {alert.get('sparkPool')}")
+    for error in alert.get("errors") or []:
+        say(f"\n  Livy error: {error}")
+    if alert.get("driverLogTail"):
+        say("\n  driver log (last lines):")
+        for line in alert["driverLogTail"][-12:]:
+            say(f"    {line}")
     for activity in alert["failedActivities"]:
         say(
             f"\n  failed activity {activity['name']} ({activity['type']}), "
@@ -120,33 +166,45 @@ def main() -> int:
             health = requests.get(f"{host.api_url}/health", timeout=10)
             say(f"GET /api/health -> {health.status_code} {health.json()}")
 
-            step("An external system starts three runs (through APIM, with an Idempotency-Key)")
+            step("An external system starts pipeline runs and a Spark batch (through APIM, with Idempotency-Keys)")
             runs = [
                 caller.start(factory, "daily_load", {"date": "2026-11-21"}),
                 caller.start(workspace, "refresh_lake", {"zone": "silver"}),
                 caller.start(factory, "copy_sales", {"date": "2026-11-21"}),
+                caller.submit_batch(workspace, "small", SPARK_BATCH),
             ]
             retry = caller.start(factory, "daily_load", {"date": "2026-11-21"})
             say(f"  (the retry with the same key returned the same run: {retry['id'] == runs[0]['id']})")
+            unwanted = caller.start(factory, "ingest_orders", {"date": "2026-11-21"})
+            caller.act(unwanted["id"], "cancel", {"recursive": True})
+            runs.append(unwanted)
 
             step(f"The poller (timer, every {POLL_SECONDS:g}s) follows them in bulk")
             finished = wait_until_finished(caller, runs)
 
             step("The on-call engineer reads the failure queue")
             queue = app_context().alerts
-            deadline = time.monotonic() + TIMEOUT_SECONDS
-            alerts = queue.peek()
-            while not alerts and time.monotonic() < deadline:
-                time.sleep(0.5)
-                alerts = queue.peek()
+            failed = [run for run in finished if run["status"] == "Failed"]
+            alerts = wait_for_alerts(queue, len(failed))
             say(f"{len(alerts)} alert(s) on queue '{queue.name}':\n")
             for alert in alerts:
                 print_alert(alert)
+                say("")
 
-            failed = [run for run in finished if run["status"] == "Failed"]
+            step("The failed ADF run is rerun from the failed activity, and succeeds")
+            copy_sales = next(run for run in failed if run["pipeline"] == "copy_sales")
+            rerun = caller.act(copy_sales["id"], "rerun", {"startFromFailure": True})
+            (recovered,) = wait_until_finished(caller, [rerun])
+            chain = caller.get(copy_sales["id"])["chain"]
+            say("rerun chain: " + " -> ".join(f"{link['id']} ({link['status']})" for link in chain))
+
             counters = stack.emulator.counters
             step("Summary")
-            say(f"runs: {len(finished)} started, {len(failed)} failed, {len(alerts)} alert(s)")
+            cancelled = [run for run in finished if run["status"] == "Cancelled"]
+            say(
+                f"runs: {len(finished) + 1} started, {len(failed)} failed, {len(cancelled)} cancelled, "
+                f"1 rerun ({recovered['status']}), {len(alerts)} alert(s)"
+            )
             say(
                 "token requests to the identity endpoint: "
                 + ", ".join(
@@ -155,10 +213,15 @@ def main() -> int:
                     if key.startswith("ManagedIdentity_GetToken:")
                 )
             )
-            ok = len(failed) == 1 and len(alerts) == 1 and alerts[0]["runId"] == failed[0]["id"]
+            ok = (
+                len(failed) == 2
+                and {alert["runId"] for alert in alerts} == {run["id"] for run in failed}
+                and len(cancelled) == 1
+                and recovered["status"] == "Succeeded"
+            )
         finally:
             host.stop()
-    say("\nDemo complete." if ok else "\nDemo FAILED: expected exactly one failure and one alert.")
+    say("\nDemo complete." if ok else "\nDemo FAILED: expected two failures with one alert each, a cancel, a rerun.")
     return 0 if ok else 1
 
 
