@@ -12,7 +12,7 @@ from offline.stack import OfflineStack
 from shared.context import AppContext
 from shared.poller import Poller
 from shared.runs import RunStatus
-from tests.integration.conftest import body_of, call, http_request, install_context
+from tests.integration.conftest import body_of, call, http_request, install_context, start
 from tests.integration.test_start_runs import problem
 
 FINISH = 30
@@ -130,17 +130,7 @@ def test_a_batch_survives_being_submitted_twice_with_one_key(
 def test_cancel_moves_a_pipeline_run_to_cancelled(
     context: AppContext, stack: OfflineStack, adf: str, recursive: bool
 ) -> None:
-    run = body_of(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{adf}/pipelines/long_running/runs",
-                {},
-                route_params={"target": adf, "pipeline": "long_running"},
-            ),
-        )
-    )
+    run = body_of(start(adf, "long_running"))
     response = post("cancel_run", run["id"], {"recursive": recursive})
     assert response.status_code == 202
     assert body_of(response)["status"] == RunStatus.CANCELING and body_of(response)["cancelRequestedAt"]
@@ -160,17 +150,7 @@ def test_cancel_of_a_spark_batch_kills_it(context: AppContext, stack: OfflineSta
 
 
 def test_cancelling_a_finished_run_says_how_it_ended(context: AppContext, stack: OfflineStack, adf: str) -> None:
-    run = body_of(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{adf}/pipelines/daily_load/runs",
-                {},
-                route_params={"target": adf, "pipeline": "daily_load"},
-            ),
-        )
-    )
+    run = body_of(start(adf, "daily_load"))
     stack.emulator.clock.advance(FINISH)
     Poller(context).tick()
     document = problem(post("cancel_run", run["id"]), 409, "run-finished")
@@ -179,17 +159,7 @@ def test_cancelling_a_finished_run_says_how_it_ended(context: AppContext, stack:
 
 def test_cancel_errors(context: AppContext, stack: OfflineStack, adf: str) -> None:
     problem(post("cancel_run", f"{adf}.0000000000000aaaaaaaa"), 404, "run-not-found")
-    run = body_of(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{adf}/pipelines/long_running/runs",
-                {},
-                route_params={"target": adf, "pipeline": "long_running"},
-            ),
-        )
-    )
+    run = body_of(start(adf, "long_running"))
     problem(post("cancel_run", run["id"], {"recursive": "yes"}), 422, "validation")
     problem(post("cancel_run", run["id"], b"{"), 400, "malformed-body")
     stack.emulator.faults.add(Fault(route="PipelineRuns_Cancel", kind="status", status=403, count=1))
@@ -199,17 +169,7 @@ def test_cancel_errors(context: AppContext, stack: OfflineStack, adf: str) -> No
 
 
 def test_rerun_from_failure_succeeds_and_links_both_runs(context: AppContext, stack: OfflineStack, adf: str) -> None:
-    failed = body_of(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{adf}/pipelines/copy_sales/runs",
-                {"parameters": {"day": "2026-11-21"}},
-                route_params={"target": adf, "pipeline": "copy_sales"},
-            ),
-        )
-    )
+    failed = body_of(start(adf, "copy_sales", {"parameters": {"day": "2026-11-21"}}))
     stack.emulator.clock.advance(FINISH)
     Poller(context).tick()
     problem(
@@ -239,17 +199,7 @@ def test_rerun_from_failure_succeeds_and_links_both_runs(context: AppContext, st
 def test_synapse_rerun_supports_start_activity_but_not_start_from_failure(
     context: AppContext, stack: OfflineStack, synapse: str
 ) -> None:
-    failed = body_of(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{synapse}/pipelines/build_marts/runs",
-                {},
-                route_params={"target": synapse, "pipeline": "build_marts"},
-            ),
-        )
-    )
+    failed = body_of(start(synapse, "build_marts"))
     stack.emulator.clock.advance(FINISH)
     Poller(context).tick()
     problem(post("rerun", failed["id"], {"startFromFailure": True}), 422, "validation")
@@ -273,28 +223,10 @@ def test_rerun_of_a_spark_batch_resubmits_its_definition(
 
 
 def test_rerun_refuses_runs_still_going_or_never_started(context: AppContext, stack: OfflineStack, adf: str) -> None:
-    running = body_of(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{adf}/pipelines/long_running/runs",
-                {},
-                route_params={"target": adf, "pipeline": "long_running"},
-            ),
-        )
-    )
+    running = body_of(start(adf, "long_running"))
     problem(post("rerun", running["id"]), 409, "run-in-progress")
     problem(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{adf}/pipelines/not_deployed/runs",
-                {},
-                route_params={"target": adf, "pipeline": "not_deployed"},
-            ),
-        ),
+        start(adf, "not_deployed"),
         404,
         "upstream-not-found",
     )
@@ -308,18 +240,7 @@ def test_a_product_that_may_not_start_a_pipeline_may_not_cancel_or_rerun_it(
 ) -> None:
     app = install_context(stack, names, pipelines=[{"match": "*", "products": ["erp"]}])
     erp = {"x-apim-product-id": "erp"}
-    run = body_of(
-        call(
-            "start_pipeline_run",
-            http_request(
-                "POST",
-                f"targets/{adf}/pipelines/long_running/runs",
-                {},
-                erp,
-                route_params={"target": adf, "pipeline": "long_running"},
-            ),
-        )
-    )
+    run = body_of(start(adf, "long_running", {}, erp))
     problem(post("cancel_run", run["id"], headers={"x-apim-product-id": "marketing"}), 403, "not-allowed")
     assert post("cancel_run", run["id"], headers=erp).status_code == 202
     assert app.registry.get(run["id"]).cancel_requested_by == "direct"
