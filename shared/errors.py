@@ -142,6 +142,11 @@ class RunStillRunning(Conflict):
     title = "Run still in progress"
 
 
+class RunAlreadyRerun(Conflict):
+    slug = "run-already-rerun"
+    title = "Run already rerun"
+
+
 class RunNotStarted(Conflict):
     """The run has no upstream run: it is still being submitted, or Azure never started it."""
 

@@ -281,7 +281,7 @@ class RunRegistry:
                 self._table.create_entity(entity)
             return None
         except AlreadyExists:
-            return self._idempotency_record(caller, key)
+            return self.idempotency_record(caller, key)
 
     def replace_idempotency_key(
         self, caller: str, key: str, record: IdempotencyRecord, run_id: str, fingerprint: str, now: datetime
@@ -306,7 +306,7 @@ class RunRegistry:
         with _storage_errors("release the idempotency key"):
             self._table.delete_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
 
-    def _idempotency_record(self, caller: str, key: str) -> IdempotencyRecord | None:
+    def idempotency_record(self, caller: str, key: str) -> IdempotencyRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         with _storage_errors("read the idempotency key"):

@@ -24,6 +24,7 @@ from shared.errors import (
     NotFound,
     OutcomeUnknown,
     RunAlreadyFinished,
+    RunAlreadyRerun,
     RunNotFound,
     RunNotStarted,
     RunStillRunning,
@@ -170,7 +171,10 @@ class RunService:
         if not old.terminal:
             raise RunStillRunning(f"Run {old.id} is still {old.status}; cancel it or wait for it to end first.")
         if old.rerun_by:
-            raise RunStillRunning(f"Run {old.id} was already rerun as {old.rerun_by}; rerun that one instead.")
+            replay = self._replayed(caller, idempotency_key, old.rerun_by)
+            if replay is not None:
+                return replay
+            raise RunAlreadyRerun(f"Run {old.id} was already rerun as {old.rerun_by}; rerun that one instead.")
         if old.upstream_run_id is None:
             raise RunNotStarted(f"Run {old.id} never started in Azure ({old.status}); start the pipeline anew.")
         target = self._context.catalog.get(old.target)
@@ -227,6 +231,15 @@ class RunService:
         if not result.replayed:
             self._link(old.id, result.run.id)
         return result
+
+    def _replayed(self, caller: Caller, key: str | None, run_id: str) -> StartResult | None:
+        """The run this caller's key already started, when a retry comes after the first request ended."""
+        if key is None:
+            return None
+        record = self._context.registry.idempotency_record(caller.key, key)
+        if record is None or record.run_id != run_id:
+            return None
+        return StartResult(self._context.registry.get(run_id), replayed=True)
 
     def chain(self, run: Run, limit: int = 20) -> list[Run]:
         """The rerun chain through ``run``, oldest first (a few point reads; chains are short)."""

@@ -175,7 +175,7 @@ def test_rerun_from_failure_succeeds_and_links_both_runs(context: AppContext, st
     problem(
         post("rerun", failed["id"], {"startFromFailure": True, "startActivityName": "CopySales"}), 422, "validation"
     )
-    response = post("rerun", failed["id"], {"startFromFailure": True})
+    response = post("rerun", failed["id"], {"startFromFailure": True}, {"Idempotency-Key": "rerun-1"})
     assert response.status_code == 202
     rerun = body_of(response)
     assert rerun["rerunOf"] == failed["id"] and response.headers["Location"].endswith(rerun["id"])
@@ -193,7 +193,9 @@ def test_rerun_from_failure_succeeds_and_links_both_runs(context: AppContext, st
     chain = [link["id"] for link in get(failed["id"])["chain"]]
     assert chain == [failed["id"], rerun["id"]] == [link["id"] for link in get(rerun["id"])["chain"]]
     assert get(failed["id"])["rerunBy"] == rerun["id"]
-    problem(post("rerun", failed["id"]), 409, "run-in-progress")  # already rerun: rerun the latest
+    retried = post("rerun", failed["id"], {"startFromFailure": True}, {"Idempotency-Key": "rerun-1"})
+    assert body_of(retried)["id"] == rerun["id"] and retried.headers["Idempotent-Replayed"] == "true"
+    problem(post("rerun", failed["id"]), 409, "run-already-rerun")  # rerun the latest of the chain instead
 
 
 def test_synapse_rerun_supports_start_activity_but_not_start_from_failure(
