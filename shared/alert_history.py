@@ -29,7 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 PARTITION = "_alerts"
 # Table string properties hold at most 32K UTF-16 characters; a longer alert is split across several.
 _CHUNK = 30_000
-# Unacknowledged alerts are picked from at most this many of the newest entries.
+# Open (unacknowledged) alerts are looked for among at most this many of the newest entries.
 SCAN_LIMIT = 1000
 
 
@@ -80,18 +80,23 @@ class AlertHistory:
         assert record is not None  # just written
         return record
 
-    def recent(self, *, limit: int, include_acknowledged: bool) -> list[AlertRecord]:
-        """The newest alerts first (by their run's start); without acknowledged ones unless asked."""
+    def recent(self, *, limit: int, open_only: bool) -> list[AlertRecord]:
+        """The newest alerts first (by their run's start), until ``limit`` of them, or of the open ones.
+
+        With ``open_only`` the acknowledged alerts met on the way are returned too, so a caller can
+        recognise their repeats; it filters them out itself.
+        """
         found: list[AlertRecord] = []
+        counted = 0
         with _storage_errors("list alerts"):
             entities = self._table.query_entities(
                 "PartitionKey eq @partition", parameters={"partition": PARTITION}, results_per_page=min(limit, 1000)
             )
-            for scanned, entity in enumerate(entities, start=1):
+            for entity in entities:
                 record = _from_entity(entity)
-                if include_acknowledged or record.acknowledged_at is None:
-                    found.append(record)
-                if len(found) >= limit or scanned >= SCAN_LIMIT:
+                found.append(record)
+                counted += not open_only or record.acknowledged_at is None
+                if counted >= limit or len(found) >= SCAN_LIMIT:
                     break
         return found
 

@@ -9,7 +9,10 @@ the whole alert.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
+
+from shared.alerts import duration_text
 
 TITLES = {
     "failed": "Run failed",
@@ -47,7 +50,7 @@ def facts(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
     history = "first failure" if alert.get("firstFailure", True) else "repeat failure"
     if previous:
         history += f"; previous runs: {', '.join(str(run.get('status')) for run in previous)}"
-    when = f"{alert.get('start') or '?'} → {alert.get('end') or '…'}"
+    when = _span(alert.get("start"), alert.get("end"), alert.get("durationMs"))
     candidates = [
         ("Target", f"{alert.get('target')} ({alert['location']})" if alert.get("location") else alert.get("target")),
         ("Pipeline", pipeline),
@@ -60,6 +63,21 @@ def facts(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Alert", alert.get("alertId")),
     ]
     return [(name, str(value)) for name, value in candidates if value]
+
+
+def _span(start: Any, end: Any, duration_ms: Any) -> str | None:
+    """``2026-11-22 02:00:45 → 02:00:48 UTC (3s)``: the alert's ISO times, as people read them."""
+    try:
+        began = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    text = f"{began:%Y-%m-%d %H:%M:%S}"
+    try:
+        ended = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    except ValueError:
+        return f"{text} UTC, still running"
+    text += f" → {ended:%H:%M:%S}" if ended.date() == began.date() else f" → {ended:%Y-%m-%d %H:%M:%S}"
+    return f"{text} UTC" + (f" ({duration_text(int(duration_ms))})" if isinstance(duration_ms, int) else "")
 
 
 def details(alert: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -1,0 +1,43 @@
+"""Exit codes scripts can rely on: one per kind of outcome, the same for every command.
+
+They follow the gateway's error model (``GatewayError.status``), so "not found" or "try again later"
+mean the same on the command line as in the HTTP API.
+"""
+
+from __future__ import annotations
+
+from shared.errors import ConfigurationError, GatewayError
+
+OK = 0
+FAILED = 1  # something unexpected; the message says what
+USAGE = 2  # bad arguments or input (click's own usage errors use 2 too)
+NOT_FOUND = 3  # no such alert, run or target
+CONFLICT = 4  # the run's state forbids it (already finished, still running)
+CONFIGURATION = 5  # settings or catalog missing or invalid
+UNAVAILABLE = 6  # Azure, Storage or the identity cannot be reached or refused us: try again or fix access
+UNHEALTHY = 7  # targets: a diagnostics check failed
+INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
+
+TABLE = (
+    (OK, "done"),
+    (FAILED, "failed unexpectedly"),
+    (USAGE, "bad usage or input"),
+    (NOT_FOUND, "no such alert, run or target"),
+    (CONFLICT, "the run's state does not allow it"),
+    (CONFIGURATION, "settings or catalog missing or invalid"),
+    (UNAVAILABLE, "Azure, Storage or the identity unavailable or refusing"),
+    (UNHEALTHY, "targets: a diagnostics check failed"),
+    (INTERRUPTED, "interrupted"),
+)
+
+
+def for_error(error: GatewayError) -> int:
+    if isinstance(error, ConfigurationError):
+        return CONFIGURATION
+    if error.status == 404:
+        return NOT_FOUND
+    if error.status == 409:
+        return CONFLICT
+    if 400 <= error.status < 500:
+        return USAGE
+    return UNAVAILABLE

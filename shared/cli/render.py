@@ -1,0 +1,293 @@
+"""How alerts, runs and targets read in a terminal: rich tables and detail views.
+
+Times are UTC, like the alert summaries. Colour carries meaning only (a failure is red, success
+green, what is waiting bold); without colour the words say the same.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from shared.alert_history import AlertRecord
+from shared.alerts import duration_text
+from shared.catalog import DataFactoryTarget, SynapseTarget
+from shared.cli.inbox import Entry, Waiting
+from shared.forwarding_formats import details, facts, links, log_tail, title
+from shared.runs import Run
+
+STATUS_STYLES = {
+    "Succeeded": "green",
+    "Failed": "bold red",
+    "Unknown": "bold red",
+    "Rejected": "red",
+    "Cancelled": "yellow",
+    "Canceling": "yellow",
+    "InProgress": "cyan",
+    "Queued": "cyan",
+    "Submitting": "cyan",
+}
+STATE_STYLES = {
+    Waiting.QUEUED: "bold",
+    Waiting.FORWARDING: "cyan",
+    Waiting.UNDELIVERED: "bold red",
+    Waiting.FORWARDED: "",
+    Waiting.ACKNOWLEDGED: "dim",
+}
+
+
+def when(value: str | datetime | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    try:
+        return f"{datetime.fromisoformat(value.replace('Z', '+00:00')):%Y-%m-%d %H:%M:%S}"
+    except ValueError:
+        return value
+
+
+def status(value: str | None) -> Text:
+    return Text(value or "-", style=STATUS_STYLES.get(value or "", ""))
+
+
+def short_summary(alert: Mapping[str, Any]) -> str:
+    """The summary without its lead ("ADF sales/daily_load run 4e50a182… "), which the columns show."""
+    text = str(alert.get("summary") or "")
+    lead = rf"^\S+ {re.escape(str(alert.get('target')))}/{re.escape(str(alert.get('pipeline')))} run \S+ "
+    return re.sub(lead, "", text, count=1)
+
+
+def _one_line(text: str) -> Text:
+    """A cell cut with an ellipsis at the column's width, never wrapped."""
+    return Text(" ".join(text.split()), no_wrap=True, overflow="ellipsis")
+
+
+def alerts_table(entries: Sequence[Entry], *, show_state: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table.add_column("When (UTC)", no_wrap=True)
+    table.add_column("Target", no_wrap=True)
+    table.add_column("Pipeline", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Summary", min_width=20)  # wrappable, so the table narrows it alone to fit
+    table.add_column("Alert id", no_wrap=True)
+    if show_state:
+        table.add_column("State", no_wrap=True)
+    for entry in entries:
+        alert = entry.alert
+        row: list[RenderableType] = [
+            when(alert.get("end") or alert.get("raisedAt")),
+            str(alert.get("target")),
+            str(alert.get("pipeline")),
+            status(alert.get("status")),
+            _one_line(short_summary(alert)),
+            Text(entry.alert_id, style="bold"),
+        ]
+        if show_state:
+            row.append(Text(entry.state, style=STATE_STYLES.get(entry.state, "")))
+        table.add_row(*row)
+    return table
+
+
+def alert_line(entry: Entry) -> Text:
+    """One alert on one line, for ``alerts --follow``."""
+    alert = entry.alert
+    return Text.assemble(
+        (when(alert.get("end") or alert.get("raisedAt")), "dim"),
+        "  ",
+        (f"{alert.get('target')}/{alert.get('pipeline')}", "bold"),
+        "  ",
+        status(alert.get("status")),
+        "  ",
+        short_summary(alert),
+        "  ",
+        (entry.alert_id, "bold"),
+    )
+
+
+def _link(name: str, url: str) -> Text:
+    """Whole, on one line, and clickable where the terminal can: a cut or wrapped URL is useless."""
+    return Text.assemble((f"{name}: ", "bold"), (url, f"link {url}"), no_wrap=True, overflow="ignore")
+
+
+def _grid(rows: Iterable[tuple[str, RenderableType]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", justify="right", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for name, value in rows:
+        grid.add_row(name, value)
+    return grid
+
+
+def _state_line(entry: Entry) -> Text:
+    record = entry.record
+    text = Text(entry.state, style=STATE_STYLES.get(entry.state, ""))
+    if record is not None and record.forwarded_at is not None:
+        text.append(f"; forwarded to {record.forwarded_to} at {when(record.forwarded_at)}")
+    if record is not None and record.acknowledged_at is not None:
+        text.append(f"; acknowledged by {record.acknowledged_by} at {when(record.acknowledged_at)}")
+    if entry.state == Waiting.UNDELIVERED:
+        text.append(" (the webhook kept refusing it; it waits on the poison queue)")
+    return text
+
+
+def alert_detail(entry: Entry, pipeline_runs: Sequence[Run]) -> RenderableType:
+    """Everything in the alert, plus how the pipeline's runs went around it (from the registry)."""
+    alert = entry.alert
+    parts: list[RenderableType] = [
+        Text(title(alert), style="bold red"),
+        Text(str(alert.get("summary") or "")),
+        Text(),
+        _grid([*((name, Text(value)) for name, value in facts(alert)), ("State", _state_line(entry))]),
+    ]
+    for heading, text in details(alert):
+        parts.append(Panel(Text(text), title=heading, title_align="left", border_style="red", box=box.ROUNDED))
+    tail = log_tail(alert)
+    if tail:
+        parts.append(Panel(Text(tail), title="Driver log (last lines)", title_align="left", border_style="dim"))
+    for name, url in links(alert):
+        parts.append(_link(name, url))
+    runs = pipeline_runs or []
+    if runs:
+        parts.append(Text())
+        parts.append(Text(f"Runs of {alert.get('target')}/{alert.get('pipeline')}, newest first:", style="bold"))
+        parts.append(runs_table(runs, highlight=str(alert.get("runId"))))
+    elif alert.get("previousRuns"):
+        parts.append(Text("Previous runs (when the alert was raised):", style="bold"))
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("Created (UTC)", "Run id", "Status"):
+            table.add_column(column, no_wrap=True)
+        for run in alert["previousRuns"]:
+            table.add_row(when(run.get("createdAt")), str(run.get("id")), status(run.get("status")))
+        parts.append(table)
+    return Group(*parts)
+
+
+def runs_table(runs: Sequence[Run], *, highlight: str | None = None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("Created (UTC)", no_wrap=True)
+    table.add_column("Run id", no_wrap=True)
+    table.add_column("Target", no_wrap=True)
+    table.add_column("Pipeline", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Took", no_wrap=True, justify="right")
+    table.add_column("Message", min_width=10)
+    for run in runs:
+        table.add_row(
+            when(run.created_at),
+            Text(run.id, style="bold" if run.id == highlight else ""),
+            run.target,
+            run.pipeline,
+            status(run.status),
+            duration_text(run.duration_ms) if run.duration_ms is not None else "-",
+            _one_line(run.message),
+            style="on grey23" if run.id == highlight else None,
+        )
+    return table
+
+
+def run_detail(
+    view: Mapping[str, Any], chain: Sequence[Run], alerts: Sequence[AlertRecord], pipeline_runs: Sequence[Run]
+) -> RenderableType:
+    """One run as the API shows it, with its rerun chain, its alerts and its pipeline's recent runs."""
+    upstream = view.get("upstreamStatus")
+    state = status(view.get("status"))
+    if upstream and upstream != view.get("status"):
+        state.append(f" (Azure: {upstream})")
+    pipeline = str(view.get("pipeline"))
+    if view.get("sparkPool"):
+        pipeline += f" on Spark pool {view['sparkPool']}"
+    rows: list[tuple[str, RenderableType]] = [
+        ("Run", Text(str(view.get("id")), style="bold")),
+        ("Target", f"{view.get('target')} ({view.get('kind')})"),
+        ("Pipeline", pipeline),
+        ("Status", state),
+        ("Created", when(view.get("createdAt"))),
+        ("Ran", f"{when(view.get('runStart'))} → {when(view.get('runEnd'))}"),
+    ]
+    if view.get("durationMs") is not None:
+        rows.append(("Took", duration_text(int(view["durationMs"]))))
+    optional = [
+        ("Azure run", view.get("upstreamRunId")),
+        ("Spark app", view.get("appId")),
+        ("Message", view.get("message")),
+        ("Parameters", json.dumps(view.get("parameters")) if view.get("parameters") else None),
+        ("Options", json.dumps(view.get("options")) if view.get("options") else None),
+        ("Cancel asked", when(view.get("cancelRequestedAt")) if view.get("cancelRequestedAt") else None),
+        ("Correlation", view.get("correlationId")),
+    ]
+    rows.extend((name, Text(str(value))) for name, value in optional if value)
+    parts: list[RenderableType] = [_grid(rows)]
+    parts.extend(_link(f"Link {name}", url) for name, url in (view.get("links") or {}).items())
+    if len(chain) > 1:
+        parts.append(Text())
+        parts.append(Text("Rerun chain, oldest first:", style="bold"))
+        parts.append(runs_table(chain, highlight=str(view.get("id"))))
+    for record in alerts:
+        parts.append(Text())
+        line = Text.assemble(("Alert ", "bold"), (record.alert_id, "bold"))
+        if record.forwarded_at:
+            line.append(f"  forwarded to {record.forwarded_to} at {when(record.forwarded_at)}")
+        if record.acknowledged_at:
+            line.append(f"  acknowledged by {record.acknowledged_by} at {when(record.acknowledged_at)}")
+        parts.append(line)
+    if pipeline_runs:
+        parts.append(Text())
+        parts.append(Text(f"Recent runs of {view.get('target')}/{view.get('pipeline')}:", style="bold"))
+        parts.append(runs_table(pipeline_runs, highlight=str(view.get("id"))))
+    return Group(*parts)
+
+
+def _where(target: DataFactoryTarget | SynapseTarget) -> str:
+    if isinstance(target, DataFactoryTarget):
+        return f"factory {target.factory_name} ({target.resource_group})"
+    return f"workspace {target.workspace_name}" + (f" ({target.resource_group})" if target.resource_group else "")
+
+
+def targets_table(
+    targets: Sequence[DataFactoryTarget | SynapseTarget], diagnostics: Mapping[str, Mapping[str, Any]] | None
+) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("Target", "Kind", "Where", "Pipelines", "Spark pools"):
+        table.add_column(column, overflow="fold")
+    if diagnostics is not None:
+        table.add_column("Check", no_wrap=True)
+    for target in targets:
+        pools = ", ".join(rule.match for rule in target.spark_pools) if isinstance(target, SynapseTarget) else ""
+        row: list[RenderableType] = [
+            Text(target.name, style="bold"),
+            target.kind,
+            _where(target),
+            ", ".join(rule.match for rule in target.pipelines),
+            pools or "-",
+        ]
+        if diagnostics is not None:
+            report = diagnostics.get(target.name) or {}
+            failed = [check for check in report.get("checks", []) if not check.get("ok")]
+            ok = bool(report.get("healthy"))
+            row.append(Text("ok", style="green") if ok else Text(f"{len(failed)} failed", style="bold red"))
+        table.add_row(*row)
+    return table
+
+
+def failed_checks(diagnostics: Mapping[str, Mapping[str, Any]]) -> RenderableType:
+    lines: list[RenderableType] = []
+    for name, report in diagnostics.items():
+        for check in report.get("checks", []):
+            if not check.get("ok"):
+                lines.append(
+                    Text.assemble(
+                        (f"{name}: ", "bold"), (f"{check.get('name')} ", "bold red"), f"({check.get('call')}) "
+                    )
+                )
+                lines.append(Text(f"  {check.get('detail')}"))
+    return Group(*lines)
