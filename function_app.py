@@ -7,8 +7,10 @@ import azure.functions as func
 
 from shared import api, forwarding_functions, poller_functions
 from shared.logs import configure_logging
+from shared.telemetry import configure_telemetry
 
 configure_logging()
+configure_telemetry()  # Application Insights, only when its connection string is set
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)

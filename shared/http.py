@@ -19,10 +19,13 @@ from shared.errors import (
     BodyTooLarge,
     GatewayError,
     MalformedBody,
+    NotAllowed,
     UnsupportedMediaType,
 )
 
 _LOGGER = logging.getLogger(__name__)
+# Refusals by the catalog, on a logger of their own so operators can route and keep them apart.
+_AUDIT = logging.getLogger("pipeline_gateway.audit")
 
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
@@ -59,28 +62,56 @@ def problem_response(error: GatewayError, instance: str | None = None) -> func.H
 
 
 def endpoint(handler: Handler) -> Handler:
-    """Correlation, typed-error mapping and a last-resort 500 without details for one handler."""
+    """Correlation, a span continuing the caller's trace, typed-error mapping, an audit line for each
+    refusal by the catalog, and a last-resort 500 without details, for one handler."""
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         telemetry.begin(req.headers.get(CORRELATION_HEADER))
         path = _path(req.url)
-        try:
-            return handler(req)
-        except GatewayError as error:
-            level = logging.WARNING if error.status >= 500 else logging.INFO
-            _LOGGER.log(level, "%s %s -> %s %s: %s", req.method, path, error.status, error.slug, error.detail)
-            return problem_response(error, path)
-        except Exception:
-            _LOGGER.exception("Unhandled error in %s %s", req.method, path)
-            return problem_response(
-                GatewayError(
-                    "The gateway failed unexpectedly; the correlation id identifies this request in its logs."
-                ),
-                path,
-            )
+        with telemetry.request_span(f"{req.method} {handler.__name__}", req.method, path, req.headers) as span:
+            response = _handle(handler, req, path)
+            telemetry.record_response(span, response.status_code, None, server=True)
+        return response
 
     return wrapper
+
+
+def _handle(handler: Handler, req: func.HttpRequest, path: str) -> func.HttpResponse:
+    try:
+        return handler(req)
+    except GatewayError as error:
+        level = logging.WARNING if error.status >= 500 else logging.INFO
+        _LOGGER.log(level, "%s %s -> %s %s: %s", req.method, path, error.status, error.slug, error.detail)
+        if isinstance(error, NotAllowed):
+            _audit_refusal(req, path, error)
+        return problem_response(error, path)
+    except Exception:
+        _LOGGER.exception("Unhandled error in %s %s", req.method, path)
+        return problem_response(
+            GatewayError("The gateway failed unexpectedly; the correlation id identifies this request in its logs."),
+            path,
+        )
+
+
+def _audit_refusal(req: func.HttpRequest, path: str, error: NotAllowed) -> None:
+    """Who was refused what, as fields operators can query (custom dimensions in Application Insights)."""
+    subscription = req.headers.get(SUBSCRIPTION_HEADER) or "direct"
+    product = req.headers.get(PRODUCT_HEADER) or "none"
+    _AUDIT.warning(
+        "Refused %s %s to subscription %s (product %s): %s",
+        req.method,
+        path,
+        subscription,
+        product,
+        error.detail,
+        extra={
+            "audit_action": f"{req.method} {path}",
+            "audit_subscription": subscription,
+            "audit_product": product,
+            "audit_outcome": "refused",
+        },
+    )
 
 
 def _path(url: str) -> str:

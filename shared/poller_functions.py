@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import azure.functions as func
 
@@ -33,7 +34,9 @@ def poll_runs(timer: func.TimerRequest) -> None:
             context.poll_queue.send({"target": target.name})
         _LOGGER.info("Queued poll work for %d targets", len(context.catalog.targets))
         return
-    report = Poller(context).tick()
+    with telemetry.operation_span("poll_runs"):
+        report = Poller(context).tick()
+    telemetry.poll_finished(report.seconds, fanned_out=False)
     _LOGGER.info(
         "Poll tick: %d targets in %.1fs%s",
         len(report.targets),
@@ -53,10 +56,13 @@ def poll_target(msg: func.QueueMessage) -> None:
     except (ValueError, KeyError, TypeError):
         _LOGGER.error("Dropping a malformed poll message %s", msg.id)
         return
+    started = time.monotonic()
     try:
-        report = Poller(app_context()).poll_target(str(target))
+        with telemetry.operation_span("poll_target"):
+            report = Poller(app_context()).poll_target(str(target))
     except GatewayError as exc:
         _LOGGER.error("Poll message for %r dropped: %s", target, exc.detail)
         return
+    telemetry.poll_finished(time.monotonic() - started, fanned_out=True)
     if report.error:
         raise RuntimeError(f"Polling {target} failed; the message will be retried")

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -145,11 +146,12 @@ class UpstreamClient:
         if body is not None:
             data = json.dumps(body, separators=(",", ":"))
             headers["Content-Type"] = "application/json"
-        with telemetry.upstream_span(operation.name, operation.target) as span:
+        with telemetry.upstream_span(operation.name, operation.target, method, urlsplit(url).netloc) as span:
+            span.inject(headers)
             response = self._session.request(
                 method, url, params=params, data=data, headers=headers, timeout=self._timeout
             )
-            span.record(response.status_code, response.headers.get("x-ms-request-id"))
+            telemetry.record_response(span, response.status_code, response.headers.get("x-ms-request-id"))
         return response
 
     def _backoff(self, attempt: int) -> float:
