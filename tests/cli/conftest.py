@@ -26,6 +26,7 @@ from tests.integration.conftest import adf, body_of, context, integration_config
 
 __all__ = ["adf", "context", "names", "synapse"]
 
+ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("pipeline-gateway")
 FINISH = 30  # emulated seconds after which the sample pipelines have ended
 

@@ -1,0 +1,112 @@
+"""`pipeline-gateway runs`, `run`, `cancel`, `rerun` and `targets`: the registry and the API's actions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from offline.emulator import Fault
+from offline.stack import OfflineStack
+from shared.context import AppContext
+from shared.poller import Poller
+from shared.runs import RunStatus
+from tests.cli.conftest import FINISH, Cli, started
+
+
+def test_runs_lists_newest_first_across_targets_with_filters(
+    cli: Cli, fail_and_alert: Callable[..., list[str]], adf: str, synapse: str
+) -> None:
+    ok, failed, lake = fail_and_alert((adf, "daily_load"), (adf, "copy_sales"), (synapse, "refresh_lake"))
+
+    everything = cli("runs", "--json")
+    failures = cli("runs", "--status", "failed", "--json")
+    of_adf = cli("runs", "--target", adf, "--since", "1h")
+    none_yet = cli("runs", "--since", "2999-01-01")
+
+    assert everything.returncode == 0, everything.stderr
+    assert [run["id"] for run in json.loads(everything.stdout)] == [lake, failed, ok]
+    assert [(run["id"], run["status"]) for run in json.loads(failures.stdout)] == [(failed, RunStatus.FAILED)]
+    rows = [line for line in of_adf.stdout.splitlines() if adf in line]
+    assert len(rows) == 2 and failed in rows[0] and "Failed" in rows[0] and "Succeeded" in rows[1]
+    assert lake not in of_adf.stdout
+    assert none_yet.returncode == 0 and "No runs match." in none_yet.stderr
+
+
+def test_runs_refuses_bad_filters_with_usage_and_not_found_codes(cli: Cli) -> None:
+    bad_status = cli("runs", "--status", "Exploded")
+    bad_since = cli("runs", "--since", "yesterday-ish")
+    unknown = cli("runs", "--target", "nowhere")
+
+    assert bad_status.returncode == 2 and "one of Submitting" in bad_status.stderr
+    assert bad_since.returncode == 2 and "90m" in bad_since.stderr
+    assert unknown.returncode == 3 and "no target named 'nowhere'" in unknown.stderr
+
+
+def test_rerun_then_run_shows_the_chain_and_the_alert(
+    cli: Cli, context: AppContext, stack: OfflineStack, fail_and_alert: Callable[..., list[str]], adf: str
+) -> None:
+    failed = fail_and_alert((adf, "copy_sales"))[0]
+
+    rerun = cli("rerun", failed, "--from-failure", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    new = json.loads(rerun.stdout)
+    assert new["rerunOf"] == failed and new["options"]["startFromFailure"] is True
+    stack.emulator.clock.advance(FINISH)
+    Poller(context).tick()
+    cli("ack", f"{failed}:failed")
+
+    shown = cli("run", failed)
+    as_json = json.loads(cli("run", new["id"], "--json").stdout)
+    again = cli("rerun", failed)
+
+    assert shown.returncode == 0, shown.stderr
+    chain = shown.stdout.split("Rerun chain, oldest first:")[1]
+    assert chain.index(failed) < chain.index(new["id"]) and "Succeeded" in chain
+    assert f"Alert {failed}:failed" in shown.stdout and "acknowledged by" in shown.stdout
+    assert [link["id"] for link in as_json["chain"]] == [failed, new["id"]] and as_json["status"] == "Succeeded"
+    assert context.registry.get(new["id"]).caller.startswith("cli:"), "the audit trail names the CLI user"
+    assert again.returncode == 4 and "already rerun" in again.stderr
+
+
+def test_cancel_asks_azure_and_refuses_a_finished_run(
+    cli: Cli, context: AppContext, stack: OfflineStack, adf: str
+) -> None:
+    running = started(adf, "long_running")
+    stack.emulator.clock.advance(10)
+    Poller(context).tick()
+
+    cancelled = cli("cancel", running)
+    twice = cli("cancel", running)
+    stack.emulator.clock.advance(5)
+    Poller(context).tick()
+    finished = cli("cancel", running)
+    missing = cli("cancel", f"{adf}.0000000000000aaaaaaaa")
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"Run {running} is Canceling" in cancelled.stdout
+    assert twice.returncode == 0, "cancelling twice is harmless"
+    record = context.registry.get(running)
+    assert record.status == RunStatus.CANCELLED and (record.cancel_requested_by or "").startswith("cli:")
+    assert finished.returncode == 4 and "already ended" in finished.stderr
+    assert missing.returncode == 3
+
+
+def test_targets_lists_the_catalog_and_exits_7_when_a_check_fails(
+    cli: Cli, stack: OfflineStack, adf: str, synapse: str
+) -> None:
+    healthy = cli("targets")
+    stack.emulator.faults.add(Fault(route="Factories_Get", kind="status", status=403))
+    try:
+        broken = cli("targets", "--json")
+    finally:
+        stack.emulator.faults.clear()
+    listed = cli("targets", "--no-check", "--json")
+
+    assert healthy.returncode == 0, healthy.stderr
+    rows = {line.split()[0]: line for line in healthy.stdout.splitlines() if line.strip().startswith(("contoso",))}
+    assert set(rows) == {adf, synapse} and all(" ok" in row for row in rows.values())
+    assert "factory contoso-adf (rg-data)" in rows[adf] and "workspace contoso-syn (rg-synapse)" in rows[synapse]
+    assert broken.returncode == 7
+    report = {item["target"]["name"]: item for item in json.loads(broken.stdout)["value"]}
+    assert report[adf]["healthy"] is False and report[synapse]["healthy"] is True
+    assert listed.returncode == 0 and [t["name"] for t in json.loads(listed.stdout)["value"]] == [adf, synapse]
