@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PORT ?= 8443
 INFO ?= .local/emulator.json
 
-.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-coldstart clean
+.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-coldstart bench-forwarding load clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,13 +57,19 @@ emulator: $(STAMP) ## Only the Azure emulator: make emulator PORT=8443 INFO=.loc
 openapi: $(STAMP) ## Regenerate openapi.json from the registered routes
 	$(PY) -m shared.openapi > openapi.json
 
-bench: bench-poller bench-coldstart ## All benchmarks
+bench: bench-poller bench-coldstart bench-forwarding ## All benchmarks
 
 bench-poller: install ## One poller tick over 10,000 runs in flight against per-run polling
 	$(PY) -m bench.poller
 
 bench-coldstart: $(STAMP) ## Import time of function_app against its dependencies' floor
 	$(PY) -m bench.coldstart
+
+bench-forwarding: install ## A start through the app against the same createRun sent directly; token calls
+	$(PY) -m bench.forwarding
+
+load: install ## Concurrent starts and status reads through the local host; nothing lost, nothing doubled
+	$(PY) -m bench.load
 
 clean: ## Remove installed environments and local state
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,152 @@
+"""The offline stack for measurements, each part in a process of its own as in Azure.
+
+The emulator runs apart (like Azure), the app runs on the local Functions host in a child process (like
+the Functions worker), and Azurite is the usual child; the measuring process only sends HTTP, so its
+own work never competes with the app's for the interpreter lock. Everything binds 127.0.0.1 and every
+child stops with its parent.
+
+    python -m bench.harness --serve INFO   (internal: the app's process)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from offline.azurite import Azurite, _die_with_parent
+from offline.stack import ROOT, catalog_for
+from offline.tls import ensure_tls_files
+
+STARTUP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Where the app and the emulator answer, and what a caller needs."""
+
+    api_url: str
+    function_key: str
+    emulator: dict[str, Any]  # the emulator's info document
+
+    def admin(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """The emulator's control API (counters, runs, faults)."""
+        response = requests.request(
+            method,
+            f"{self.emulator['admin_endpoint']}/{path}",
+            json=body,
+            verify=self.emulator["ca_bundle"],
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+
+def _child(arguments: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, *arguments],
+        cwd=ROOT,
+        env=dict(env) if env is not None else None,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent(),
+    )
+
+
+def _wait_for(path: Path, process: subprocess.Popen[bytes], what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start")
+        time.sleep(0.05)
+    info: dict[str, Any] = json.loads(path.read_text())
+    return info
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def gateway(workdir: Path, *, latency_ms: float = 0.0, settings: Mapping[str, str] | None = None) -> Iterator[Gateway]:
+    """The emulator (``latency_ms`` on every call), Azurite and the app on its local host, started and
+    stopped in order."""
+    tls = ensure_tls_files(workdir / "tls")
+    emulator_info = workdir / "emulator.json"
+    emulator = _child(
+        ["-m", "offline.emulator", "--port", "0", "--info", str(emulator_info), "--tls-dir", str(workdir / "tls"),
+         "--latency-ms", str(latency_ms)]
+    )  # fmt: skip
+    try:
+        info = _wait_for(emulator_info, emulator, "the emulator")
+        with Azurite(workdir / "azurite", tls) as azurite:
+            env = {
+                **os.environ,
+                "IDENTITY_ENDPOINT": info["identity_endpoint"],
+                "IDENTITY_HEADER": info["identity_header"],
+                "AZURE_CLIENT_ID": info["client_id"],
+                "REQUESTS_CA_BUNDLE": str(tls.ca_bundle),
+                "GATEWAY_CATALOG": json.dumps(catalog_for(info)),
+                "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
+                "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
+                "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,
+                **(settings or {}),
+            }
+            env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+            app_info = workdir / "app.json"
+            app = _child(["-m", "bench.harness", "--serve", str(app_info)], env)
+            try:
+                served = _wait_for(app_info, app, "the app")
+                yield Gateway(served["api_url"], served["function_key"], info)
+            finally:
+                _stop(app)
+    finally:
+        _stop(emulator)
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was measured, never an interpolation."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(round(fraction * len(ordered), 9)) - 1)]
+
+
+def _serve(info: Path) -> int:
+    from function_app import app
+    from offline.localhost import LocalHost
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalHost(app, host_json=ROOT / "host.json") as host:
+        temporary = info.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"api_url": host.api_url, "function_key": host.function_key}))
+        temporary.replace(info)
+        stop.wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", type=Path, required=True, help="where to write the app's URL and key")
+    return _serve(parser.parse_args(argv).serve)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The benchmark and load scripts keep working and keep their contract: one JSON object on the last line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bench import coldstart, forwarding, load
+
+
+def last_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return result
+
+
+def test_load_loses_nothing_and_doubles_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load.main(["--starts", "40", "--concurrency", "8", "--repeats", "0.3", "--latency-ms", "10"]) == 0
+    result = last_json(capsys)
+    assert result["lost"] == 0 and result["doubled"] == 0 and result["refused"] == 0 and result["agree"]
+    assert result["starts"] == result["answered_runs"] == result["registry_runs"] == result["azure_runs"] == 40
+    assert result["replayed"] == result["repeated_starts"] > 0  # every duplicate got the original run
+    assert result["requests"] == 40 + result["repeated_starts"] + result["status_reads"] + result["busy_retries"]
+
+
+def test_forwarding_reports_ratios_and_one_token_per_audience(capsys: pytest.CaptureFixture[str]) -> None:
+    assert forwarding.main(["--requests", "10", "--latency-ms", "10"]) == 0
+    result = last_json(capsys)
+    assert result["p50_ratio"] > 0 and result["p99_ratio"] > 0 and result["overhead_p50_ms"] is not None
+    assert result["token_calls"] == {"https://management.azure.com": 1, "https://storage.azure.com": 1}
+    assert result["token_calls_per_1000"] == round(2 * 1000 / (10 + forwarding.WARMUP), 2)
+
+
+def test_cold_start_stays_within_the_goal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert coldstart.main(["--repeat", "3"]) == 0
+    result = last_json(capsys)
+    assert {"import_ms", "floor_ms", "ratio"} <= set(result)
+    assert result["ratio"] <= 1.3
