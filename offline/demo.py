@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -219,10 +221,71 @@ def main() -> int:
                 and len(cancelled) == 1
                 and recovered["status"] == "Succeeded"
             )
+            ok = on_call(stack, alerts) and ok
         finally:
             host.stop()
     say("\nDemo complete." if ok else "\nDemo FAILED: expected two failures with one alert each, a cancel, a rerun.")
     return 0 if ok else 1
+
+
+def pipeline_gateway(*args: str, env: dict[str, str] | None = None) -> bool:
+    """Runs the on-call CLI as its own process, showing the command and its output as typed."""
+    script = Path(sys.executable).with_name("pipeline-gateway")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    say(f"$ pipeline-gateway {' '.join(args)}")
+    done = subprocess.run([*command, *args], env={**os.environ, **(env or {})}, check=False)
+    if done.returncode != 0:
+        say(f"(exit code {done.returncode})")
+    return done.returncode == 0
+
+
+def on_call(stack: OfflineStack, alerts: list[dict[str, Any]]) -> bool:
+    """The end of the story: the alerts reach a Teams channel, and on-call opens them in the terminal.
+
+    Forwarding is an app setting read when the app starts, so it is switched on here as a restart
+    would: a host running the forwarder (the app's own blueprint) with GATEWAY_FORWARD_URL set to an
+    emulated Teams webhook. The CLI then reads the forwarded-alerts history from the registry.
+    """
+    import azure.functions as func
+
+    from offline.webhook import WebhookReceiver
+    from shared import forwarding_functions
+    from shared.context import AppContext, app_context, set_app_context
+    from shared.settings import Settings
+
+    step("Alert forwarding: the platform team sets GATEWAY_FORWARD_URL to a Teams webhook")
+    with WebhookReceiver(stack.tls) as teams:
+        forwarding = {"GATEWAY_FORWARD_URL": teams.url, "GATEWAY_FORWARD_FORMAT": "teams"}
+        os.environ.update(forwarding)
+        set_app_context(AppContext(Settings()))
+        app = func.FunctionApp()
+        app.register_functions(forwarding_functions.blueprint(Settings()))
+        logging.disable(logging.WARNING)  # the SDK's notice that an app without HTTP functions has no auth level
+        forwarder = stack.local_host(app)  # its queue trigger, with the host's retries and poison queue
+        logging.disable(logging.NOTSET)
+        forwarder.start()
+        try:
+            posts = teams.wait_for(len(alerts), timeout=TIMEOUT_SECONDS)
+            history = app_context().registry.alert_history()
+            deadline = time.monotonic() + TIMEOUT_SECONDS
+            while any(history.get(a["alertId"]) is None for a in alerts) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            forwarder.stop()
+        for post in posts:
+            card = post.json()["attachments"][0]["content"]
+            facts = {fact["title"]: fact["value"] for fact in card["body"][2]["facts"]}
+            say(
+                f"Teams card: {card['body'][0]['text']}  |  {facts.get('When')}  |  buttons: "
+                + ", ".join(action["title"] for action in card["actions"])
+            )
+
+    step("On call, in the terminal: the failures of the demo, then one of them in full")
+    listed = pipeline_gateway("alerts", env=forwarding)
+    say("")
+    copy_sales = next(alert for alert in alerts if alert["pipeline"] == "copy_sales")
+    shown = pipeline_gateway("alert", copy_sales["alertId"], env=forwarding)
+    return len(posts) == len(alerts) and listed and shown
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class Output:
         self.errors = Console(stderr=True, highlight=False, **options)
 
     def show(self, renderable: RenderableType) -> None:
-        self.console.print(renderable)
+        self.console.print(renderable, crop=False)  # tables fit the width; a long URL must stay whole
 
     def json(self, data: Any, *, lines: bool = False) -> None:
         """Plain JSON for scripts; ``lines``: one compact document per line (for following)."""

@@ -7,7 +7,6 @@ green, what is waiting bold); without colour the words say the same.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -45,6 +44,14 @@ STATE_STYLES = {
 }
 
 
+_VERBS = {
+    "failed": " failed",
+    "cancelled": " was cancelled",
+    "overdue": " is still",
+    "unknown": " may not have started",
+}
+
+
 def when(value: str | datetime | None) -> str:
     if value is None:
         return "-"
@@ -61,10 +68,11 @@ def status(value: str | None) -> Text:
 
 
 def short_summary(alert: Mapping[str, Any]) -> str:
-    """The summary without its lead ("ADF sales/daily_load run 4e50a182… "), which the columns show."""
+    """The summary from its verb on ("failed at activity ..."): the columns already say which run."""
     text = str(alert.get("summary") or "")
-    lead = rf"^\S+ {re.escape(str(alert.get('target')))}/{re.escape(str(alert.get('pipeline')))} run \S+ "
-    return re.sub(lead, "", text, count=1)
+    verb = _VERBS.get(str(alert.get("kind")))
+    index = text.find(verb) if verb else -1
+    return text[index + 1 :] if index >= 0 else text
 
 
 def _one_line(text: str) -> Text:
