@@ -42,11 +42,12 @@ FACTORY = NameRule(
     63,
     "letters, digits and single hyphens, starting and ending with a letter or digit (3-63).",
 )
+# Azure: 1-90 of these characters, not ending in a period (which also rules out "." and "..").
 RESOURCE_GROUP = NameRule(
     "Resource group name",
-    re.compile(r"[-\w.()]+", re.ASCII),
+    re.compile(r"[-\w.()]*[-\w()]", re.ASCII),
     90,
-    "letters, digits, '-', '_', '.', '(' and ')'.",
+    "letters, digits, '-', '_', '.', '(' and ')', not ending in a period.",
 )
 SUBSCRIPTION_ID = NameRule(
     "Subscription id",
