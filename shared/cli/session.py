@@ -91,7 +91,7 @@ class Session:
             if claims.get(name):
                 return str(claims[name])
         principal = claims.get("appid") or claims.get("oid")
-        return f"{local} as {principal}" if principal else local
+        return f"{local} (identity {principal})" if principal else local
 
 
 def _claims(token: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def test_ack_removes_the_alert_and_its_repeats_and_records_who_and_when(
 
     assert result.returncode == 0, result.stderr
     client_id = stack.emulator.info["client_id"]
-    assert f"Acknowledged {handled}:failed as " in result.stdout and f"as {client_id}" in result.stdout
+    assert f"Acknowledged {handled}:failed as " in result.stdout and f"(identity {client_id})" in result.stdout
     assert f"2 from {context.settings.alert_queue}" in result.stdout
     assert [a["runId"] for a in context.alerts.peek()] == [other]
     record = context.registry.alert_history().get(f"{handled}:failed")
