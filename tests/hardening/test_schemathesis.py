@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -80,7 +81,7 @@ def served(stack: OfflineStack) -> Iterator[AppContext]:
 
 @schema.parametrize()
 def test_the_api_keeps_its_contract_whatever_is_sent(
-    case: schemathesis.Case, served: AppContext, host: LocalHost, secrets: list[str]
+    case: schemathesis.Case[Any], served: AppContext, host: LocalHost, secrets: list[str]
 ) -> None:
     response = case.call(base_url=host.url, headers={"x-functions-key": host.function_key}, timeout=30)
     check_answer(response, secrets)
