@@ -158,7 +158,12 @@ def alerts(limit: int, include_acknowledged: bool, follow: bool, interval: float
     try:
         while True:
             time.sleep(interval)
-            fresh = [e for e in inbox.waiting(limit=limit, include_acknowledged=False) if e.alert_id not in seen]
+            try:
+                latest = inbox.waiting(limit=limit, include_acknowledged=False)
+            except GatewayError as exc:  # a watch outlives a Storage hiccup; it says so and looks again
+                state.out.problem(f"{exc.detail} (still watching)")
+                continue
+            fresh = [entry for entry in latest if entry.alert_id not in seen]
             for entry in reversed(fresh):
                 seen.add(entry.alert_id)
                 if as_json:
