@@ -6,7 +6,7 @@ Layout (one table):
   an alert not yet sent) its row key is ``live-{id}``; afterwards the record moves to ``past-{id}``
   in a single entity-group transaction, so the poller reads only live rows and a move is atomic.
   Ids count time down, so each prefix lists newest first.
-* partition ``idempotency``: one entity per (caller, Idempotency-Key), pointing at its run.
+* partition ``_idempotency``: one entity per (caller, Idempotency-Key), pointing at its run.
 * partition ``_alerts``: the alert history (forwarded and acknowledged alerts), see ``shared.alert_history``.
 
 Every update is conditional on the ETag read, so overlapping poller ticks or a racing cancel never
@@ -41,7 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 
 LIVE = "live-"
 PAST = "past-"
-IDEMPOTENCY_PARTITION = "idempotency"
+IDEMPOTENCY_PARTITION = "_idempotency"  # "_" cannot start a target name
 TRANSACTION_LIMIT = 100  # operations per entity-group transaction
 # Table string properties hold at most 32K UTF-16 characters; longer JSON is split across several.
 _CHUNK = 30_000
