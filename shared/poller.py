@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
+from shared import telemetry
 from shared.alerts import AlertKind, alert_id, build_alert
 from shared.catalog import DataFactoryTarget, SynapseTarget
 from shared.context import AppContext
@@ -138,15 +139,18 @@ class Poller:
         missing = [r for r in current if not r.terminal and r.upstream_run_id not in upstream]
         report.single_gets += len(missing)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            for observed in pool.map(lambda r: self._get(source, r), missing):
+            for observed in pool.map(telemetry.in_this_context(partial(self._get, source)), missing):
                 if observed is not None:
                     upstream[observed.upstream_run_id] = observed
 
         writes: list[tuple[Run, bool]] = []
         alerting: list[tuple[Run, str]] = []
+        newly_failed: set[str] = set()
         for run in current:
             observed = upstream.get(run.upstream_run_id or "") if not run.terminal else None
             changed = _apply(run, observed) if observed is not None else run
+            if changed.status == RunStatus.FAILED != run.status:
+                newly_failed.add(changed.id)
             kind = self._alert_kind(changed, target, now)
             if changed is not run or (changed.terminal and kind is None):
                 writes.append((changed, kind is not None or not changed.terminal))
@@ -161,6 +165,8 @@ class Poller:
                 continue
             report.updated += 1
             report.finished += saved.terminal
+            if saved.id in newly_failed:
+                telemetry.run_failed(saved.target, saved.kind)
             kind = self._alert_kind(saved, target, now)
             if kind is not None:
                 alerting.append((saved, kind))
@@ -173,7 +179,7 @@ class Poller:
                 report.alerts += 1
 
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            list(pool.map(alert, alerting))
+            list(pool.map(telemetry.in_this_context(alert), alerting))
 
     def _get(self, source: Source, run: Run) -> Observed | None:
         """The fallback for a run the bulk answer did not include."""
@@ -261,6 +267,7 @@ class Poller:
             run, kind, target=target, details=details, history=previous, settings=self._context.settings, now=now
         )
         self._context.alerts.send(message)
+        telemetry.alert_sent(run.target, kind)
         _LOGGER.warning("Alert %s: %s", identifier, message["summary"])
         if kind == AlertKind.OVERDUE:
             registry.save(run.evolve(overdue_alerted_at=now, alert_id=None), keep_live=True)

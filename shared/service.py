@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared import telemetry
 from shared.catalog import AccessRule, DataFactoryTarget, SynapseTarget
 from shared.context import AppContext
 from shared.errors import (
@@ -300,6 +301,7 @@ class RunService:
             self._release(caller, idempotency_key)
             raise
         _LOGGER.info("Azure started run %s as %s (request %s)", run.id, submitted.upstream_run_id, submitted.request_id)
+        telemetry.run_started(run.target, run.kind)
         started = run.evolve(
             status=submitted.status,
             upstream_status=submitted.upstream_status,
