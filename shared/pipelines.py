@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.errors import UpstreamBadResponse
+from shared.errors import OutcomeUnknown, UpstreamBadResponse
 
 
 class PipelineRunStatus:
@@ -172,8 +172,12 @@ def parse_activity_run(data: Any) -> ActivityRun:
 
 
 def created_run(body: Any, request_id: str | None, operation: str) -> CreatedRun:
+    """The run a create call started. A success that does not say which is reconciled, not refused:
+    Azure may well have started it, and a caller told it failed would start it again."""
     if not isinstance(body, dict) or not isinstance(body.get("runId"), str) or not body["runId"]:
-        raise UpstreamBadResponse(f"{operation} answered without a runId.", request_id=request_id)
+        raise OutcomeUnknown(
+            f"{operation} succeeded without naming its runId; Azure may have started the run.", request_id=request_id
+        )
     return CreatedRun(body["runId"], request_id)
 
 

@@ -21,6 +21,7 @@ from shared.errors import (
     UpstreamUnauthenticated,
     UpstreamUnavailable,
 )
+from shared.pipelines import created_run
 from shared.upstream import Operation, UpstreamClient
 
 READ = Operation("getPipelineRun", "sales", "Reader on factory f")
@@ -259,6 +260,12 @@ def test_a_create_accepted_with_an_unreadable_answer_is_outcome_unknown() -> Non
     with pytest.raises(OutcomeUnknown, match="unreadable"):
         call(client(session)[0], CREATE)
     assert len(session.calls) == 1
+
+
+def test_a_create_that_succeeded_without_naming_its_run_is_outcome_unknown() -> None:
+    with pytest.raises(OutcomeUnknown, match="may have started"):
+        created_run({"status": "Accepted"}, "req-1", "createRun")
+    assert created_run({"runId": "r1"}, "req-1", "createRun").run_id == "r1"
 
 
 def test_error_without_json_body_still_maps() -> None:
