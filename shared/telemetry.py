@@ -10,6 +10,7 @@ imported (it would add a third to the cold start) and every helper is a branch t
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import threading
 import uuid
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from shared.settings import Settings
+
+_LOGGER = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -77,7 +80,11 @@ def configure_telemetry(settings: Settings | None = None) -> bool:
 
         from shared.identity import token_provider
 
-        configure_azure_monitor(connection_string=connection_string, credential=token_provider(settings).credential)
+        try:
+            configure_azure_monitor(connection_string=connection_string, credential=token_provider(settings).credential)
+        except ValueError as exc:  # a malformed connection string must not take the API down with it
+            _LOGGER.error("Telemetry is off: APPLICATIONINSIGHTS_CONNECTION_STRING is invalid (%s)", exc)
+            return False
         install(trace.get_tracer_provider(), metrics.get_meter_provider())
         return True
 

@@ -115,6 +115,26 @@ def test_with_a_connection_string_azure_monitor_is_configured_once_with_the_apps
         reset_token_provider()
 
 
+def test_a_malformed_connection_string_turns_telemetry_off_not_the_app(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import azure.monitor.opentelemetry as distro
+
+    def refuse(**options: Any) -> None:
+        raise ValueError("Invalid instrumentation key")
+
+    monkeypatch.setattr(distro, "configure_azure_monitor", refuse)
+    telemetry.uninstall()
+    try:
+        assert (
+            telemetry.configure_telemetry(Settings({**os.environ, "APPLICATIONINSIGHTS_CONNECTION_STRING": "x"}))
+            is False
+        )
+    finally:
+        telemetry.uninstall()
+    assert "Telemetry is off" in caplog.text
+
+
 def test_the_trace_runs_from_apim_through_the_app_to_azure(
     app: AppContext,
     api: requests.Session,
