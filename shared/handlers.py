@@ -112,8 +112,23 @@ def get_target(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(diagnose(context, target, req.headers.get(PRODUCT_HEADER) or None))
 
 
+LIST_FILTERS = ("target", "pipeline", "status", "since", "limit", "continuation")
+
+
 def list_runs(req: func.HttpRequest) -> func.HttpResponse:
     context = app_context()
+    unknown = sorted(set(req.params) - {*LIST_FILTERS, "code"})  # "code" may carry the function key
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown query parameter {unknown[0][:40]!r}; the filters are {', '.join(LIST_FILTERS)}.",
+            [{"field": name[:40], "message": "unknown query parameter"} for name in unknown[:10]],
+        )
+    empty = [name for name in LIST_FILTERS if req.params.get(name) == ""]
+    if empty:
+        raise ValidationFailed(
+            f"Empty query parameter {empty[0]}=; give it a value or leave it out.",
+            [{"field": name, "message": "empty; give a value or leave it out"} for name in empty],
+        )
     target = req.params.get("target")
     if target:
         validate_name(names.TARGET, target, "target")

@@ -153,12 +153,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "summary": "List runs",
         "description": "Newest first within each target; follow `continuation` for more.",
         "parameters": [
-            {"name": "target", "in": "query", "schema": {"type": "string", "maxLength": 40}},
-            {"name": "pipeline", "in": "query", "schema": {"type": "string", "maxLength": 260}},
+            {"name": "target", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 40}},
+            {"name": "pipeline", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 260}},
             {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(RunStatus.ALL)}},
             {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-            {"name": "continuation", "in": "query", "schema": {"type": "string", "maxLength": 1000}},
+            {"name": "continuation", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 1000}},
         ],
         "responses": {
             "200": _json({"$ref": "#/components/schemas/RunPage"}, "A page of runs."),

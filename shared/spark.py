@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.catalog import SynapseTarget
-from shared.errors import UpstreamBadResponse
+from shared.errors import OutcomeUnknown, UpstreamBadResponse
 from shared.pipelines import CreatedRun, parse_time
 from shared.runs import RunStatus
 from shared.upstream import Operation, UpstreamClient
@@ -147,7 +147,11 @@ class SparkClient:
             params={"detailed": "true"},
             body=dict(definition),
         )
-        batch = parse_batch(body, "createSparkBatchJob")
+        try:
+            batch = parse_batch(body, "createSparkBatchJob")
+        except UpstreamBadResponse as exc:
+            # Livy accepted the batch but did not say which: reconciled like a lost answer, never resubmitted.
+            raise OutcomeUnknown(f"{exc.detail} Livy may have accepted the batch.", request_id=request_id) from exc
         return CreatedRun(str(batch.id), request_id), batch
 
     def get_batch(self, batch_id: str) -> SparkBatch:

@@ -246,3 +246,20 @@ def test_a_product_that_may_not_start_a_pipeline_may_not_cancel_or_rerun_it(
     problem(post("cancel_run", run["id"], headers={"x-apim-product-id": "marketing"}), 403, "not-allowed")
     assert post("cancel_run", run["id"], headers=erp).status_code == 202
     assert app.registry.get(run["id"]).cancel_requested_by == "direct"
+
+
+def test_a_batch_accepted_without_a_readable_answer_is_reconciled_not_lost(
+    context: AppContext, stack: OfflineStack, synapse: str
+) -> None:
+    from datetime import timedelta
+
+    stack.emulator.faults.add(
+        Fault(route="SparkBatch_CreateSparkBatchJob", kind="malformed", status=200, when="after", count=1)
+    )
+    response = submit(synapse, "large", {**BATCH, "name": "answer-lost"})
+    assert response.status_code == 202
+    run = body_of(response)
+    assert run["status"] == RunStatus.SUBMITTING and run["upstreamRunId"] is None
+    (batch,) = [b for b in stack.emulator.runs() if b.get("name") == "answer-lost"]
+    Poller(context, submit_grace=timedelta(0)).tick()
+    assert get(run["id"])["upstreamRunId"] == str(batch["batchId"])

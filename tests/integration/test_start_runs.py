@@ -292,3 +292,12 @@ def test_identity_endpoint_down_is_503_naming_the_identity(
     assert f"Managed identity {stack.emulator.info['client_id']}" in document["detail"]
     assert "attached to the function app" in document["detail"]
     assert len(stack.emulator.runs()) == before
+
+
+def test_list_runs_refuses_empty_filters(context: AppContext) -> None:
+    document = problem(
+        call("list_runs", http_request("GET", "runs", params={"since": "", "limit": ""})), 422, "validation"
+    )
+    assert [error["field"] for error in document["errors"]] == ["since", "limit"]
+    document = problem(call("list_runs", http_request("GET", "runs", params={"statsu": "Failed"})), 422, "validation")
+    assert "statsu" in document["detail"] and "status" in document["detail"]
