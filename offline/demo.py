@@ -233,7 +233,9 @@ def pipeline_gateway(*args: str, env: dict[str, str] | None = None) -> bool:
     script = Path(sys.executable).with_name("pipeline-gateway")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
     say(f"$ pipeline-gateway {' '.join(args)}")
-    done = subprocess.run([*command, *args], env={**os.environ, **(env or {})}, check=False)
+    # Output is captured by make, not a terminal: give the tables the width of a wide terminal window.
+    width = {"COLUMNS": os.environ.get("COLUMNS", "160")}
+    done = subprocess.run([*command, *args], env={**os.environ, **width, **(env or {})}, check=False)
     if done.returncode != 0:
         say(f"(exit code {done.returncode})")
     return done.returncode == 0
