@@ -34,6 +34,13 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
+def _activity_name(value: str | None) -> str | None:
+    """Activity names follow the pipeline-name rule of the spec."""
+    if value is not None and (problem := names.PIPELINE.problem(value)):
+        raise ValueError(problem.replace("Pipeline name", "Activity name"))
+    return value
+
+
 class StartRunRequest(_Body):
     """POST /api/targets/{target}/pipelines/{pipeline}/runs."""
 
@@ -65,9 +72,7 @@ class StartRunRequest(_Body):
     @field_validator("startActivityName")
     @classmethod
     def _activity(cls, value: str | None) -> str | None:
-        if value is not None and (problem := names.PIPELINE.problem(value)):
-            raise ValueError(problem.replace("Pipeline name", "Activity name"))
-        return value
+        return _activity_name(value)
 
     @model_validator(mode="after")
     def _recovery_needs_reference(self) -> StartRunRequest:
@@ -150,9 +155,7 @@ class RerunRequest(_Body):
     @field_validator("startActivityName")
     @classmethod
     def _activity(cls, value: str | None) -> str | None:
-        if value is not None and (problem := names.PIPELINE.problem(value)):
-            raise ValueError(problem.replace("Pipeline name", "Activity name"))
-        return value
+        return _activity_name(value)
 
     @model_validator(mode="after")
     def _one_way(self) -> RerunRequest:
