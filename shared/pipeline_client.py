@@ -18,13 +18,13 @@ from shared.pipelines import (
     parse_activity_run,
     parse_pipeline_run,
 )
-from shared.upstream import Operation, UpstreamClient
+from shared.upstream import TargetClient
 
 # Following continuation tokens stops here: a runaway token loop must not eat the request budget.
 MAX_PAGES = 1000
 
 
-class PipelineClient:
+class PipelineClient(TargetClient):
     """Pipeline runs of one ADF factory or Synapse workspace over their shared REST contract."""
 
     api_version: str
@@ -32,36 +32,8 @@ class PipelineClient:
     read_role: str
     run_role: str
 
-    def __init__(self, upstream: UpstreamClient, *, base_url: str, scope: str, target: str) -> None:
-        self._upstream = upstream
-        self._base = base_url
-        self._scope = scope
-        self._target = target
-
     def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
         raise NotImplementedError
-
-    def _call(
-        self,
-        name: str,
-        method: str,
-        path: str,
-        *,
-        role: str,
-        creates: bool = False,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-    ) -> tuple[Any, str | None]:
-        operation = Operation(name, self._target, role, creates=creates)
-        response = self._upstream.call(
-            operation,
-            method,
-            self._base + path,
-            scope=self._scope,
-            params={"api-version": self.api_version, **(params or {})},
-            body=body,
-        )
-        return response.body, response.request_id
 
     def create_run(self, pipeline: str, parameters: Mapping[str, Any], options: StartOptions) -> CreatedRun:
         params: dict[str, str] = {}

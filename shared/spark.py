@@ -15,7 +15,7 @@ from shared.catalog import SynapseTarget
 from shared.errors import OutcomeUnknown, UpstreamBadResponse
 from shared.pipelines import CreatedRun, parse_time
 from shared.runs import RunStatus
-from shared.upstream import Operation, UpstreamClient
+from shared.upstream import TargetClient, UpstreamClient
 
 LIVY_API_VERSION = "2020-12-01"
 LIST_PAGE = 20  # Livy's maximum
@@ -108,41 +108,26 @@ def parse_batch(data: Any, operation: str) -> SparkBatch:
     )
 
 
-class SparkClient:
+class SparkClient(TargetClient):
     """Batch jobs on one Spark pool of a Synapse workspace."""
 
     def __init__(self, upstream: UpstreamClient, target: SynapseTarget, pool: str, *, scope: str) -> None:
-        self._upstream = upstream
-        self._base = f"{target.endpoint}/livyApi/versions/{LIVY_API_VERSION}/sparkPools/{pool}"
-        self._scope = scope
-        self._target = target.name
+        super().__init__(
+            upstream,
+            base_url=f"{target.endpoint}/livyApi/versions/{LIVY_API_VERSION}/sparkPools/{pool}",
+            scope=scope,
+            target=target.name,
+        )
         workspace = target.workspace_name
         self._submit_role = f"the Synapse Compute Operator role on Spark pool {pool} of workspace {workspace}"
         self._read_role = f"the Synapse User role on workspace {workspace}"
-
-    def _call(
-        self,
-        name: str,
-        method: str,
-        path: str,
-        role: str,
-        *,
-        creates: bool = False,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-    ) -> tuple[Any, str | None]:
-        operation = Operation(name, self._target, role, creates=creates)
-        response = self._upstream.call(
-            operation, method, self._base + path, scope=self._scope, params=params, body=body
-        )
-        return response.body, response.request_id
 
     def create_batch(self, definition: Mapping[str, Any]) -> tuple[CreatedRun, SparkBatch]:
         body, request_id = self._call(
             "createSparkBatchJob",
             "POST",
             "/batches",
-            self._submit_role,
+            role=self._submit_role,
             creates=True,
             params={"detailed": "true"},
             body=dict(definition),
@@ -156,7 +141,7 @@ class SparkClient:
 
     def get_batch(self, batch_id: str) -> SparkBatch:
         body, _ = self._call(
-            "getSparkBatchJob", "GET", f"/batches/{batch_id}", self._read_role, params={"detailed": "true"}
+            "getSparkBatchJob", "GET", f"/batches/{batch_id}", role=self._read_role, params={"detailed": "true"}
         )
         return parse_batch(body, "getSparkBatchJob")
 
@@ -166,7 +151,7 @@ class SparkClient:
             "getSparkBatchJobs",
             "GET",
             "/batches",
-            self._read_role,
+            role=self._read_role,
             params={"from": str(start), "size": str(size), "detailed": "true"},
         )
         if not isinstance(body, dict) or not isinstance(body.get("sessions"), list):
@@ -175,4 +160,4 @@ class SparkClient:
         return [parse_batch(item, "getSparkBatchJobs") for item in body["sessions"]], total
 
     def cancel_batch(self, batch_id: str) -> None:
-        self._call("cancelSparkBatchJob", "DELETE", f"/batches/{batch_id}", self._submit_role)
+        self._call("cancelSparkBatchJob", "DELETE", f"/batches/{batch_id}", role=self._submit_role)

@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.catalog import SynapseTarget
 from shared.pipeline_client import PipelineClient
-from shared.upstream import Operation, UpstreamClient
+from shared.upstream import TargetClient, UpstreamClient
 
 
 class SynapsePipelineClient(PipelineClient):
@@ -27,24 +27,15 @@ class SynapsePipelineClient(PipelineClient):
         return f"/pipelines/{pipeline}/pipelineruns/{run_id}/queryActivityruns"
 
 
-class SynapseWorkspaceClient:
+class SynapseWorkspaceClient(TargetClient):
     """The workspace's ARM resource (Microsoft.Synapse, Workspaces_Get 2021-06-01), for diagnostics."""
 
     api_version = "2021-06-01"
 
     def __init__(self, upstream: UpstreamClient, target: SynapseTarget, *, arm_endpoint: str, scope: str) -> None:
-        self._upstream = upstream
-        self._target = target
-        self._url = arm_endpoint + (target.resource_id or "")
-        self._scope = scope
+        super().__init__(upstream, base_url=arm_endpoint + (target.resource_id or ""), scope=scope, target=target.name)
+        self._role = f"Reader on {target.resource_id}"
 
     def get_workspace(self) -> dict[str, Any]:
-        role = f"Reader on {self._target.resource_id}"
-        response = self._upstream.call(
-            Operation("getWorkspace", self._target.name, role),
-            "GET",
-            self._url,
-            scope=self._scope,
-            params={"api-version": self.api_version},
-        )
-        return response.body if isinstance(response.body, dict) else {}
+        body, _ = self._call("getWorkspace", "GET", "", role=self._role)
+        return body if isinstance(body, dict) else {}

@@ -259,3 +259,32 @@ def _claims_challenge(response: requests.Response) -> str | None:
     except ValueError:
         return None
     return claims
+
+
+class TargetClient:
+    """One Azure API of one target: its base URL, token scope and ``api-version`` (none for Livy,
+    whose version is a path segment). Subclasses name their operations and the roles they need."""
+
+    api_version: str | None = None
+
+    def __init__(self, upstream: UpstreamClient, *, base_url: str, scope: str, target: str) -> None:
+        self._upstream = upstream
+        self._base = base_url
+        self._scope = scope
+        self._target = target
+
+    def _call(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        role: str,
+        creates: bool = False,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> tuple[Any, str | None]:
+        query = {"api-version": self.api_version, **(params or {})} if self.api_version else params
+        operation = Operation(name, self._target, role, creates=creates)
+        response = self._upstream.call(operation, method, self._base + path, scope=self._scope, params=query, body=body)
+        return response.body, response.request_id
