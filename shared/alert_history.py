@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shared.runs import target_of
-from shared.storage import storage_failure
+from shared.storage import storage_errors
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-_LOGGER = logging.getLogger(__name__)
+_guarded = partial(storage_errors, what="the alert history", role="Storage Table Data Contributor")
 
 PARTITION = "_alerts"
 # Table string properties hold at most 32K UTF-16 characters; a longer alert is split across several.
@@ -46,17 +45,6 @@ class AlertRecord:
         return str(self.alert.get("alertId", ""))
 
 
-@contextmanager
-def _storage_errors(action: str) -> Iterator[None]:
-    from azure.core.exceptions import AzureError
-
-    try:
-        yield
-    except AzureError as exc:
-        _LOGGER.warning("Storage failed to %s: %s", action, type(exc).__name__)
-        raise storage_failure(exc, "the alert history", "Storage Table Data Contributor") from exc
-
-
 class AlertHistory:
     def __init__(self, table: TableClient) -> None:
         self._table = table
@@ -64,7 +52,7 @@ class AlertHistory:
     def get(self, alert_id: str) -> AlertRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        with _storage_errors("read an alert"):
+        with _guarded("read an alert"):
             try:
                 entity = self._table.get_entity(PARTITION, row_key(alert_id))
             except ResourceNotFoundError:
@@ -88,7 +76,7 @@ class AlertHistory:
         """
         found: list[AlertRecord] = []
         counted = 0
-        with _storage_errors("list alerts"):
+        with _guarded("list alerts"):
             entities = self._table.query_entities(
                 "PartitionKey eq @partition", parameters={"partition": PARTITION}, results_per_page=min(limit, 1000)
             )
@@ -104,14 +92,14 @@ class AlertHistory:
         prefix = row_key(f"{run_id}:")  # "{rest}:{target}:" for one of our runs
         query = "PartitionKey eq @partition and RowKey ge @low and RowKey lt @high"
         params = {"partition": PARTITION, "low": prefix, "high": prefix[:-1] + chr(ord(":") + 1)}
-        with _storage_errors("list the alerts of a run"):
+        with _guarded("list the alerts of a run"):
             return [_from_entity(entity) for entity in self._table.query_entities(query, parameters=params)]
 
     def _merge(self, alert: Mapping[str, Any], changes: dict[str, Any], action: str) -> None:
         from azure.data.tables import UpdateMode
 
         entity = {**_alert_properties(alert), **changes}
-        with _storage_errors(action):
+        with _guarded(action):
             self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
 

@@ -25,8 +25,8 @@ from shared.alerts import AlertKind, alert_id, build_alert
 from shared.catalog import DataFactoryTarget, SynapseTarget
 from shared.context import AppContext
 from shared.errors import GatewayError
-from shared.registry import ConcurrentUpdate
 from shared.runs import Run, RunStatus, utcnow
+from shared.storage import ConcurrentUpdate
 from shared.tracking import WINDOW_SKEW, Observed, PipelineSource, Source, SparkPoolSource
 
 _LOGGER = logging.getLogger(__name__)

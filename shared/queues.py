@@ -7,32 +7,20 @@ expire (``time_to_live=-1``): an alert nobody has read yet must not vanish after
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigurationError
-from shared.storage import CLIENT_OPTIONS, storage_failure
+from shared.storage import CLIENT_OPTIONS, storage_errors
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.storage.queue import QueueClient
 
-_LOGGER = logging.getLogger(__name__)
-
-
-@contextmanager
-def _queue_errors(action: str) -> Iterator[None]:
-    from azure.core.exceptions import AzureError
-
-    try:
-        yield
-    except AzureError as exc:
-        _LOGGER.warning("Queue failed to %s: %s", action, type(exc).__name__)
-        raise storage_failure(exc, "the queue", "Storage Queue Data Contributor") from exc
+_guarded = partial(storage_errors, what="the queue", role="Storage Queue Data Contributor")
 
 
 @dataclass(frozen=True)
@@ -91,16 +79,16 @@ class JsonQueue:
     def ensure_queue(self) -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        with _queue_errors("be created"), suppress(ResourceExistsError):
+        with _guarded("be created"), suppress(ResourceExistsError):
             self._client.create_queue()
 
     def send(self, message: dict[str, Any]) -> None:
-        with _queue_errors("accept the message"):
+        with _guarded("accept the message"):
             self._client.send_message(json.dumps(message, separators=(",", ":")), time_to_live=-1)
 
     def peek(self, limit: int = 32) -> list[dict[str, Any]]:
         """Messages waiting, without taking them (the Storage API shows at most 32)."""
-        with _queue_errors("be read"):
+        with _guarded("be read"):
             messages = self._client.peek_messages(max_messages=min(limit, 32))
         return [json.loads(message.content) for message in messages]
 
@@ -108,7 +96,7 @@ class JsonQueue:
         """About how many messages wait (Storage's estimate); 0 for a queue nobody has created yet."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        with _queue_errors("be read"):
+        with _guarded("be read"):
             try:
                 properties = self._client.get_queue_properties()
             except ResourceNotFoundError:
@@ -121,7 +109,7 @@ class JsonQueue:
         Unlike ``peek`` this sees past the first 32 messages, at the cost of hiding them meanwhile and
         counting a dequeue on each, so a reader must ``delete`` or ``release`` every one.
         """
-        with _queue_errors("be read"):
+        with _guarded("be read"):
             messages = self._client.receive_messages(
                 messages_per_page=min(limit, 32), max_messages=limit, visibility_timeout=visibility_timeout
             )
@@ -137,10 +125,10 @@ class JsonQueue:
             ]
 
     def delete(self, message: Received) -> None:
-        with _queue_errors("delete the message"):
+        with _guarded("delete the message"):
             self._client.delete_message(message.id, message.pop_receipt)
 
     def release(self, message: Received) -> None:
         """Makes a received message visible again at once, unchanged."""
-        with _queue_errors("release the message"):
+        with _guarded("release the message"):
             self._client.update_message(message.id, message.pop_receipt, visibility_timeout=0)

@@ -20,16 +20,15 @@ import binascii
 import contextlib
 import hashlib
 import json
-import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import RunNotFound
 from shared.runs import Run, target_of
-from shared.storage import CLIENT_OPTIONS, storage_failure
+from shared.storage import CLIENT_OPTIONS, AlreadyExists, ConcurrentUpdate, storage_errors
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 
     from shared.alert_history import AlertHistory
 
-_LOGGER = logging.getLogger(__name__)
+_guarded = partial(storage_errors, what="the run registry", role="Storage Table Data Contributor")
 
 LIVE = "live-"
 PAST = "past-"
@@ -50,37 +49,12 @@ _DATETIME_FIELDS = {f.name for f in fields(Run) if "datetime" in str(f.type)}
 _INTERNAL = {"row_key", "etag", "id", "target", *_JSON_FIELDS}
 
 
-class ConcurrentUpdate(Exception):
-    """The record changed since it was read; re-read and decide again."""
-
-
-class AlreadyExists(Exception):
-    """An insert found the row already there."""
-
-
 @dataclass(frozen=True)
 class IdempotencyRecord:
     run_id: str
     fingerprint: str
     created_at: datetime
     etag: str
-
-
-@contextmanager
-def _storage_errors(action: str) -> Iterator[None]:
-    """Turns the Storage SDK's errors into the registry's: conflicts to signals, the rest to 503."""
-    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
-
-    try:
-        yield
-    except (ResourceModifiedError, ResourceExistsError, AzureError) as exc:
-        status = getattr(exc, "status_code", None)
-        if isinstance(exc, ResourceModifiedError) or status == 412:
-            raise ConcurrentUpdate(action) from exc
-        if isinstance(exc, ResourceExistsError) or status == 409:
-            raise AlreadyExists(action) from exc
-        _LOGGER.warning("Storage failed to %s: %s", action, type(exc).__name__)
-        raise storage_failure(exc, "the run registry", "Storage Table Data Contributor") from exc
 
 
 class RunRegistry:
@@ -109,7 +83,10 @@ class RunRegistry:
     def ensure_table(self) -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        with _storage_errors("create its table"), contextlib.suppress(ResourceExistsError):
+        with (
+            _guarded("create its table"),
+            contextlib.suppress(ResourceExistsError),
+        ):
             self._table.create_table()
 
     def alert_history(self) -> AlertHistory:
@@ -122,7 +99,7 @@ class RunRegistry:
 
     def create(self, run: Run) -> Run:
         entity = _to_entity(run, LIVE)
-        with _storage_errors("record the run"):
+        with _guarded("record the run"):
             metadata = self._table.create_entity(entity)
         return _with_location(run, entity["RowKey"], metadata)
 
@@ -131,7 +108,7 @@ class RunRegistry:
         by_target: dict[str, list[Run]] = {}
         for run in runs:
             by_target.setdefault(run.target, []).append(run)
-        with _storage_errors("import runs"):
+        with _guarded("import runs"):
             for target_runs in by_target.values():
                 for start in range(0, len(target_runs), 100):
                     self._table.submit_transaction(
@@ -148,7 +125,7 @@ class RunRegistry:
         from azure.core.exceptions import ResourceNotFoundError
 
         for prefix in (LIVE, PAST):
-            with _storage_errors("read the run"):
+            with _guarded("read the run"):
                 try:
                     entity = self._table.get_entity(target, prefix + _key(run_id))
                 except ResourceNotFoundError:
@@ -163,7 +140,7 @@ class RunRegistry:
         alert is sent.
         """
         operations, row_key = _save_operations(run, keep_live)
-        with _storage_errors("update the run"):
+        with _guarded("update the run"):
             if len(operations) == 1:
                 _, entity, condition = operations[0]
                 metadata: Mapping[str, Any] = self._table.update_entity(entity, **condition)
@@ -183,7 +160,7 @@ class RunRegistry:
 
         def flush() -> None:
             try:
-                with _storage_errors("update runs"):
+                with _guarded("update runs"):
                     metadata = self._table.submit_transaction(operations)
             except (ConcurrentUpdate, AlreadyExists):
                 for index, _, _ in chunk:
@@ -218,7 +195,7 @@ class RunRegistry:
     def live_runs(self, target: str) -> Iterator[Run]:
         query = "PartitionKey eq @target and RowKey ge @low and RowKey lt @high"
         params = {"target": target, "low": LIVE, "high": _after(LIVE)}
-        with _storage_errors("list the runs in flight"):
+        with _guarded("list the runs in flight"):
             for entity in self._table.query_entities(query, parameters=params, results_per_page=1000):
                 yield _from_entity(entity)
 
@@ -252,7 +229,7 @@ class RunRegistry:
         token = _decode_token(continuation)
         runs: list[Run] = []
         next_token: dict[str, str] | None = None
-        with _storage_errors("list runs"):
+        with _guarded("list runs"):
             pages = self._table.query_entities(
                 " and ".join(clauses), parameters=params, results_per_page=limit
             ).by_page(continuation_token=token)  # type: ignore[arg-type]  # tables tokens are dicts
@@ -277,7 +254,7 @@ class RunRegistry:
             "CreatedAt": now,
         }
         try:
-            with _storage_errors("record the idempotency key"):
+            with _guarded("record the idempotency key"):
                 self._table.create_entity(entity)
             return None
         except AlreadyExists:
@@ -297,19 +274,19 @@ class RunRegistry:
             "Fingerprint": fingerprint,
             "CreatedAt": now,
         }
-        with _storage_errors("take over the idempotency key"):
+        with _guarded("take over the idempotency key"):
             self._table.update_entity(
                 entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
             )
 
     def release_idempotency_key(self, caller: str, key: str) -> None:
-        with _storage_errors("release the idempotency key"):
+        with _guarded("release the idempotency key"):
             self._table.delete_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
 
     def idempotency_record(self, caller: str, key: str) -> IdempotencyRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        with _storage_errors("read the idempotency key"):
+        with _guarded("read the idempotency key"):
             try:
                 entity = self._table.get_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
             except ResourceNotFoundError:

@@ -36,8 +36,9 @@ from shared.errors import (
 )
 from shared.models import RerunRequest, SparkBatchRequest, StartRunRequest
 from shared.pipelines import CreatedRun, StartOptions
-from shared.registry import ConcurrentUpdate, IdempotencyRecord
+from shared.registry import IdempotencyRecord
 from shared.runs import Kind, Run, RunStatus, new_run_id, utcnow
+from shared.storage import ConcurrentUpdate
 
 if TYPE_CHECKING:
     from shared.spark import SparkClient

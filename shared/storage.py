@@ -6,9 +6,14 @@ is better served by a quick 503 with the poller repairing state later, so retrie
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from shared.errors import GatewayError, IdentityUnavailable, StorageUnavailable
+
+_LOGGER = logging.getLogger(__name__)
 
 CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 3,
@@ -18,6 +23,32 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 30,
 }
+
+
+class ConcurrentUpdate(Exception):
+    """The record changed since it was read; re-read and decide again."""
+
+
+class AlreadyExists(Exception):
+    """An insert found the row already there."""
+
+
+@contextmanager
+def storage_errors(action: str, what: str, role: str) -> Iterator[None]:
+    """Turns the Storage SDK's errors into the gateway's: ETag and insert conflicts into signals the
+    caller acts on, everything else into the right 503 (``storage_failure``)."""
+    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+
+    try:
+        yield
+    except AzureError as exc:
+        status = getattr(exc, "status_code", None)
+        if isinstance(exc, ResourceModifiedError) or status == 412:
+            raise ConcurrentUpdate(action) from exc
+        if isinstance(exc, ResourceExistsError) or status == 409:
+            raise AlreadyExists(action) from exc
+        _LOGGER.warning("Storage failed to %s: %s", action, type(exc).__name__)
+        raise storage_failure(exc, what, role) from exc
 
 
 def storage_failure(exc: Exception, what: str, role: str) -> GatewayError:
