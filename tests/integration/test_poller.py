@@ -245,3 +245,21 @@ def test_a_crash_after_azure_accepted_the_run_is_repaired_by_the_next_tick(
     assert recorded.status == RunStatus.SUBMITTING and recorded.upstream_run_id is None
     Poller(context, submit_grace=timedelta(0)).tick()
     assert context.registry.get(answered["id"]).upstream_run_id == answered["upstreamRunId"]
+
+
+def test_a_tick_out_of_time_changes_nothing_and_the_next_tick_finishes(
+    context: AppContext, stack: OfflineStack, adf: str, synapse: str
+) -> None:
+    runs = [started(adf, "daily_load"), started(adf, "copy_sales"), started(synapse, "refresh_lake")]
+    stack.emulator.clock.advance(FINISH)
+    report = Poller(context).tick(budget_seconds=0)
+    assert report.out_of_time or sum(t.skipped for t in report.targets) > 0
+    assert [context.registry.get(i).status for i in runs] == [RunStatus.QUEUED] * 3
+    assert alerts(context) == []
+    Poller(context).tick()
+    assert [context.registry.get(i).status for i in runs] == [
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.SUCCEEDED,
+    ]
+    assert len(alerts(context)) == 1
