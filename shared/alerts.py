@@ -16,6 +16,7 @@ from shared.links import studio_run_link, studio_spark_link
 from shared.runs import Run, RunStatus
 from shared.settings import Settings
 from shared.tracking import FailureDetails
+from shared.views import iso_time
 
 SCHEMA_VERSION = 1
 KIND_LABELS = {"datafactory": "ADF", "synapse": "Synapse", "spark": "Spark"}
@@ -74,10 +75,6 @@ def _short(run: Run) -> str:
     return (run.upstream_run_id or run.id)[:8] + "…"
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def build_alert(
     run: Run,
     kind: str,
@@ -103,7 +100,7 @@ def build_alert(
         )
     if settings.public_base_url:
         links["run"] = f"{settings.public_base_url}/runs/{run.id}"
-    previous = [{"id": r.id, "status": r.status, "createdAt": _time(r.created_at)} for r in history]
+    previous = [{"id": r.id, "status": r.status, "createdAt": iso_time(r.created_at)} for r in history]
     repeat = any(r.status == RunStatus.FAILED for r in history[:1])
     return {
         "schemaVersion": SCHEMA_VERSION,
@@ -127,16 +124,16 @@ def build_alert(
                 "errorCode": a.error_code,
                 "failureType": a.failure_type,
                 "message": a.message,
-                "start": _time(a.start),
-                "end": _time(a.end),
+                "start": iso_time(a.start),
+                "end": iso_time(a.end),
             }
             for a in (details.activities if details else ())
         ],
         "appId": app_id,
         "errors": list(details.errors) if details else [],
         "driverLogTail": list(details.log_tail) if details else [],
-        "start": _time(run.run_start or run.created_at),
-        "end": _time(run.run_end),
+        "start": iso_time(run.run_start or run.created_at),
+        "end": iso_time(run.run_end),
         "durationMs": run.duration_ms,
         "caller": run.caller,
         "product": run.product,
@@ -144,7 +141,7 @@ def build_alert(
         "links": links,
         "previousRuns": previous,
         "firstFailure": not repeat,
-        "raisedAt": _time(now),
+        "raisedAt": iso_time(now),
     }
 
 

@@ -28,6 +28,7 @@ from shared.cli.output import Output
 from shared.cli.session import Session, apply_configuration, parse_overrides, settings_file_values
 from shared.errors import GatewayError, TargetNotFound
 from shared.runs import Run, RunStatus
+from shared.views import iso_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -372,9 +373,9 @@ def run(run_id: str, as_json: bool) -> int:
                 "alerts": [
                     {
                         "alertId": record.alert_id,
-                        "forwardedAt": _iso(record.forwarded_at),
+                        "forwardedAt": iso_time(record.forwarded_at),
                         "forwardedTo": record.forwarded_to,
-                        "acknowledgedAt": _iso(record.acknowledged_at),
+                        "acknowledgedAt": iso_time(record.acknowledged_at),
                         "acknowledgedBy": record.acknowledged_by,
                     }
                     for record in records
@@ -384,10 +385,6 @@ def run(run_id: str, as_json: bool) -> int:
         return exits.OK
     state.out.show(run_detail(view, chain, records, sorted(recent, key=lambda r: r.created_at, reverse=True)))
     return exits.OK
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _caller(session: Session, run: Run) -> Any:
