@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -372,8 +372,6 @@ def _from_entity(entity: Mapping[str, Any]) -> Run:
 
 
 def _with_location(run: Run, row_key: str, metadata: Mapping[str, Any]) -> Run:
-    from dataclasses import replace
-
     return replace(run, row_key=row_key, etag=metadata.get("etag"))
 
 
