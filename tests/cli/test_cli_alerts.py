@@ -6,6 +6,7 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from offline.stack import OfflineStack
 from shared.context import AppContext
@@ -41,10 +42,10 @@ def test_alerts_shows_past_the_32_messages_storage_lets_anyone_peek(
 ) -> None:
     fail_and_alert((adf, "copy_sales"))
     alert = context.alerts.peek()[0]
+    raised = datetime.fromisoformat(alert["raisedAt"])
     for index in range(40):
-        context.alerts.send(
-            {**alert, "alertId": f"{alert['runId']}:copy{index}", "raisedAt": f"2026-11-22T03:{index:02d}:00Z"}
-        )
+        later = (raised + timedelta(minutes=index + 1)).isoformat().replace("+00:00", "Z")
+        context.alerts.send({**alert, "alertId": f"{alert['runId']}:copy{index}", "raisedAt": later})
 
     listed = cli("alerts", "--json", "--limit", "100")
 
