@@ -55,7 +55,7 @@ emulator: $(STAMP) ## Only the Azure emulator: make emulator PORT=8443 INFO=.loc
 	$(PY) -m offline.emulator --port $(PORT) --info $(INFO)
 
 openapi: $(STAMP) ## Regenerate openapi.json from the registered routes
-	$(PY) -m shared.openapi > openapi.json
+	$(PY) -m shared.api.openapi > openapi.json
 
 bench: bench-poller bench-coldstart bench-forwarding ## All benchmarks
 

@@ -5,14 +5,14 @@ Thin on purpose: the logic lives in ``shared``; this file builds the app and reg
 
 import azure.functions as func
 
-from shared import api, forwarding_functions, poller_functions
-from shared.logs import configure_logging
-from shared.telemetry import configure_telemetry
+from shared.functions import forwarder, http, poller
+from shared.telemetry.logs import configure_logging
+from shared.telemetry.tracing import configure_telemetry
 
 configure_logging()
 configure_telemetry()  # Application Insights, only when its connection string is set
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(api.bp)
-app.register_functions(poller_functions.bp)
-app.register_functions(forwarding_functions.bp)
+app.register_functions(http.bp)  # the HTTP API
+app.register_functions(poller.bp)  # the poller's timer and per-target queue trigger
+app.register_functions(forwarder.bp)  # the alert forwarder, only when GATEWAY_FORWARD_URL is set

@@ -121,10 +121,10 @@ def environment(info: dict[str, Any], azurite: Azurite, ca_bundle: Path) -> dict
 
 def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
     """Starts the runs in the emulator through the app's own client, then records them in each table."""
+    from shared.config.settings import Settings
     from shared.context import AppContext
-    from shared.pipelines import StartOptions
-    from shared.runs import Run, RunStatus, new_run_id, utcnow
-    from shared.settings import Settings
+    from shared.kinds.pipelines import StartOptions
+    from shared.runs.model import Run, RunStatus, new_run_id, utcnow
 
     context = AppContext(Settings())
     names = [t.name for t in context.catalog.targets]
@@ -159,10 +159,10 @@ def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
 
 def tick(role: str) -> dict[str, Any]:
     """One tick in this process (a child of the benchmark); prints its figures as JSON."""
+    from shared.config.settings import Settings
     from shared.context import AppContext
-    from shared.poller import Poller
-    from shared.settings import Settings
-    from shared.tracking import Observation
+    from shared.kinds.tracking import Observation
+    from shared.poller.poller import Poller
 
     class PerRunPoller(Poller):
         """The common approach: no bulk answer, one GET per run in flight."""

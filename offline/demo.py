@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from offline.stack import OfflineStack
-from shared.queues import JsonQueue
+from shared.azure.queues import JsonQueue
 
 POLL_SECONDS = 2.0
 # The emulator fails a batch whose file name contains "fail", with a PySpark traceback in its driver log.
@@ -251,9 +251,9 @@ def on_call(stack: OfflineStack, alerts: list[dict[str, Any]]) -> bool:
     import azure.functions as func
 
     from offline.webhook import WebhookReceiver
-    from shared import forwarding_functions
+    from shared.config.settings import Settings
     from shared.context import AppContext, app_context, set_app_context
-    from shared.settings import Settings
+    from shared.functions import forwarder as forwarding_functions
 
     step("Alert forwarding: the platform team sets GATEWAY_FORWARD_URL to a Teams webhook")
     with WebhookReceiver(stack.tls) as teams:

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from offline.tls import TlsFiles
-from shared.forwarding import verify
+from shared.alerts.forwarding import verify
 
 PATH = "/hooks/alerts"
 MAX_BODY_BYTES = 1024 * 1024

@@ -9,16 +9,16 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from shared.catalog import Catalog, DataFactoryTarget, SynapseTarget, load_catalog
-from shared.settings import Settings
+from shared.config.catalog import Catalog, DataFactoryTarget, SynapseTarget, load_catalog
+from shared.config.settings import Settings
 
 if TYPE_CHECKING:
-    from shared.identity import TokenProvider
-    from shared.pipelines import PipelineService
-    from shared.queues import JsonQueue
-    from shared.registry import RunRegistry
-    from shared.spark import SparkClient
-    from shared.upstream import UpstreamClient
+    from shared.azure.identity import TokenProvider
+    from shared.azure.queues import JsonQueue
+    from shared.azure.transport import UpstreamClient
+    from shared.kinds.pipelines import PipelineService
+    from shared.kinds.spark import SparkClient
+    from shared.runs.registry import RunRegistry
 
 
 class AppContext:
@@ -39,7 +39,7 @@ class AppContext:
     def tokens(self) -> TokenProvider:
         with self._lock:
             if self._tokens is None:
-                from shared.identity import token_provider
+                from shared.azure.identity import token_provider
 
                 self._tokens = token_provider(self.settings)
             return self._tokens
@@ -48,7 +48,7 @@ class AppContext:
     def upstream(self) -> UpstreamClient:
         with self._lock:
             if self._upstream is None:
-                from shared.upstream import UpstreamClient, new_session
+                from shared.azure.transport import UpstreamClient, new_session
 
                 self._upstream = UpstreamClient(new_session(), self.tokens, timeout=self.settings.upstream_timeout)
             return self._upstream
@@ -57,7 +57,7 @@ class AppContext:
     def registry(self) -> RunRegistry:
         with self._lock:
             if self._registry is None:
-                from shared.registry import RunRegistry
+                from shared.runs.registry import RunRegistry
 
                 registry = RunRegistry.connect(
                     table_name=self.settings.runs_table,
@@ -83,7 +83,7 @@ class AppContext:
         with self._lock:
             queue = self._queues.get(name)
             if queue is None:
-                from shared.queues import JsonQueue
+                from shared.azure.queues import JsonQueue
 
                 queue = JsonQueue.connect(
                     queue_name=name,
@@ -97,7 +97,7 @@ class AppContext:
 
     def spark(self, target: SynapseTarget, pool: str) -> SparkClient:
         """The Livy client of one Spark pool (cheap to build; sessions and tokens are shared)."""
-        from shared.spark import SparkClient
+        from shared.kinds.spark import SparkClient
 
         return SparkClient(self.upstream, target, pool, scope=self.settings.synapse_scope)
 
@@ -107,13 +107,13 @@ class AppContext:
             service = self._services.get(target.name)
             if service is None:
                 if isinstance(target, DataFactoryTarget):
-                    from shared.datafactory import DataFactoryClient
+                    from shared.kinds.datafactory import DataFactoryClient
 
                     service = DataFactoryClient(
                         self.upstream, target, arm_endpoint=self.settings.arm_endpoint, scope=self.settings.arm_scope
                     )
                 else:
-                    from shared.synapse import SynapsePipelineClient
+                    from shared.kinds.synapse import SynapsePipelineClient
 
                     service = SynapsePipelineClient(self.upstream, target, scope=self.settings.synapse_scope)
                 self._services[target.name] = service

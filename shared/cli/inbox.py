@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.alert_history import AlertHistory, AlertRecord
+from shared.alerts.history import AlertHistory, AlertRecord
+from shared.azure.queues import JsonQueue, Received
 from shared.context import AppContext
 from shared.errors import GatewayError, NotFound
-from shared.queues import JsonQueue, Received
-from shared.runs import utcnow
+from shared.runs.model import utcnow
 
 PEEK_LIMIT = 32
 BROWSE_HIDE_SECONDS = 30

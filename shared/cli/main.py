@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 
 import click
 
+from shared.api.views import iso_time
 from shared.cli import exits
 from shared.cli.inbox import Inbox, Waiting
 from shared.cli.output import Output
 from shared.cli.session import Session, apply_configuration, parse_overrides, settings_file_values
 from shared.errors import GatewayError, TargetNotFound
-from shared.runs import Run, RunStatus
-from shared.views import iso_time
+from shared.runs.model import Run, RunStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -335,7 +335,7 @@ def runs(
 
 
 def _run_view(session: Session, run: Run) -> dict[str, Any]:
-    from shared.views import run_view
+    from shared.api.views import run_view
 
     settings = session.settings
     try:
@@ -353,9 +353,9 @@ def _run_view(session: Session, run: Run) -> dict[str, Any]:
 @json_option("Print the run, its rerun chain and its alerts as JSON.")
 def run(run_id: str, as_json: bool) -> int:
     """One run: details, rerun chain, alerts, the pipeline's runs."""
+    from shared.api.views import chain_view
     from shared.cli.render import run_detail
-    from shared.service import RunService
-    from shared.views import chain_view
+    from shared.runs.service import RunService
 
     state = _state()
     context = state.session.context
@@ -389,7 +389,7 @@ def run(run_id: str, as_json: bool) -> int:
 
 def _caller(session: Session, run: Run) -> Any:
     """The CLI acts for the run's own product (on-call may act on any run), named in the audit trail."""
-    from shared.service import Caller
+    from shared.runs.service import Caller
 
     return Caller(subscription=f"cli:{session.operator()}", product=run.product, correlation_id=str(uuid.uuid4()))
 
@@ -404,7 +404,7 @@ def cancel(run_id: str, recursive: bool, as_json: bool) -> int:
     Azure is asked to cancel; the poller records Cancelled on its next tick. Acts for the run's own
     API product; the audit trail names you (cancelRequestedBy cli:...).
     """
-    from shared.service import RunService
+    from shared.runs.service import RunService
 
     state = _state()
     context = state.session.context
@@ -432,8 +432,8 @@ def rerun(
     An Azure recovery rerun of the pipeline (all of it, from the failed activity, or from a named
     one), or the same Spark batch again. The new run's rerunOf and the old one's rerunBy link them.
     """
-    from shared.models import RerunRequest, parse_body
-    from shared.service import RunService
+    from shared.api.requests import RerunRequest, parse_body
+    from shared.runs.service import RunService
 
     state = _state()
     context = state.session.context
@@ -467,15 +467,15 @@ def targets(check: bool, as_json: bool) -> int:
     The check makes the app's own read-only calls per target (management plane, pipeline runs, Spark
     pools) with its identity; a failed check names the missing role. Exit 7 when one fails.
     """
+    from shared.api.views import target_view
     from shared.cli.render import failed_checks, targets_table
-    from shared.views import target_view
 
     state = _state()
     context = state.session.context
     catalog = context.catalog
     reports: dict[str, dict[str, Any]] | None = None
     if check:
-        from shared.diagnostics import diagnose
+        from shared.kinds.diagnostics import diagnose
 
         with state.out.progress(f"Checking {len(catalog.targets)} target(s)…"), ThreadPoolExecutor(8) as pool:
             found = list(pool.map(lambda target: diagnose(context, target), catalog.targets))

@@ -17,12 +17,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from shared.alert_history import AlertRecord
-from shared.alerts import duration_text
-from shared.catalog import DataFactoryTarget, SynapseTarget
+from shared.alerts.build import duration_text
+from shared.alerts.formats import details, facts, links, log_tail, title
+from shared.alerts.history import AlertRecord
 from shared.cli.inbox import Entry, Waiting
-from shared.forwarding_formats import details, facts, links, log_tail, title
-from shared.runs import Run
+from shared.config.catalog import DataFactoryTarget, SynapseTarget
+from shared.runs.model import Run
 
 STATUS_STYLES = {
     "Succeeded": "green",

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shared.config.settings import SETTINGS, Settings
 from shared.context import AppContext
 from shared.errors import ConfigurationError, GatewayError
-from shared.settings import SETTINGS, Settings
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 # Claims that name a person, most specific first; an application is named by its id.

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from offline.stack import OfflineStack
+from shared.azure.identity import reset_token_provider
 from shared.context import AppContext
-from shared.identity import reset_token_provider
-from shared.poller import Poller
+from shared.poller.poller import Poller
 from tests.integration.conftest import adf, body_of, context, integration_config, names, start, synapse
 
 __all__ = ["adf", "context", "names", "synapse"]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from offline.emulator import Fault
 from offline.stack import OfflineStack
 from shared.context import AppContext
-from shared.poller import Poller
-from shared.runs import RunStatus
+from shared.poller.poller import Poller
+from shared.runs.model import RunStatus
 from tests.cli.conftest import FINISH, Cli, started
 
 

@@ -21,12 +21,12 @@ from azure.storage.queue import QueueClient
 from offline.localhost import LocalHost
 from offline.stack import OfflineStack
 from offline.webhook import WebhookReceiver
-from shared import forwarding_functions
+from shared.alerts.forwarding import ALERT_ID_HEADER, DeliveryFailed, Webhook, forward
+from shared.azure.queues import JsonQueue
+from shared.config.settings import Settings
 from shared.context import AppContext, app_context
-from shared.forwarding import ALERT_ID_HEADER, DeliveryFailed, Webhook, forward
-from shared.functions_index import registered_functions
-from shared.queues import JsonQueue
-from shared.settings import Settings
+from shared.functions import forwarder as forwarding_functions
+from shared.functions.index import registered_functions
 from tests.cli.conftest import Cli
 from tests.integration.conftest import install_context
 

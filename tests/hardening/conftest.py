@@ -22,9 +22,9 @@ import requests
 from offline.emulator import EmulatorConfig
 from offline.localhost import LocalHost
 from offline.stack import ROOT, OfflineStack, catalog_for
+from shared.azure.identity import reset_token_provider
+from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
-from shared.identity import reset_token_provider
-from shared.settings import Settings
 from tests.integration.conftest import integration_config
 
 PROBLEM = "application/problem+json"

@@ -20,10 +20,11 @@ from pydantic import BaseModel
 
 from offline.localhost import LocalHost
 from offline.stack import OfflineStack
-from shared import models, names
+from shared.api import requests as models
+from shared.api.http import read_json
+from shared.config import names
 from shared.context import AppContext
 from shared.errors import RequestError, ValidationFailed
-from shared.http import read_json
 from tests.hardening.conftest import PROBLEM, problem
 
 REQUEST_MODELS = [

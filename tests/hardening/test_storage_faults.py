@@ -19,8 +19,8 @@ from offline.emulator import Fault
 from offline.localhost import LocalHost
 from offline.stack import OfflineStack
 from shared.context import AppContext
-from shared.poller import Poller, TickReport
-from shared.runs import RunStatus
+from shared.poller.poller import Poller, TickReport
+from shared.runs.model import RunStatus
 from tests.hardening.conftest import own_stack
 
 T = TypeVar("T")

@@ -22,11 +22,11 @@ from opentelemetry.trace import SpanKind, StatusCode
 from offline.emulator import Fault
 from offline.localhost import LocalHost
 from offline.stack import ROOT, OfflineStack
-from shared import telemetry
+from shared.azure.identity import reset_token_provider, token_provider
+from shared.config.settings import Settings
 from shared.context import AppContext
-from shared.functions_index import user_function
-from shared.identity import reset_token_provider, token_provider
-from shared.settings import Settings
+from shared.functions.index import user_function
+from shared.telemetry import tracing as telemetry
 from tests.hardening.conftest import problem
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

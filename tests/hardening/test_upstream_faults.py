@@ -18,10 +18,10 @@ import requests
 from offline.emulator import Fault
 from offline.localhost import LocalHost
 from offline.stack import OfflineStack
+from shared.azure.identity import reset_token_provider
 from shared.context import AppContext
-from shared.identity import reset_token_provider
-from shared.poller import Poller
-from shared.runs import RunStatus
+from shared.poller.poller import Poller
+from shared.runs.model import RunStatus
 from tests.hardening.conftest import install, own_stack, problem
 from tests.integration.conftest import integration_config
 

@@ -108,10 +108,10 @@ def app_bindings() -> list[tuple[str, dict[str, Any]]]:
     """(function name, binding) of every binding of function_app.app.
 
     ``FunctionApp.get_functions()`` raises on a second call, so this goes through the app's own
-    once-per-process cache (shared.functions_index), as every other caller does.
+    once-per-process cache (shared.functions.index), as every other caller does.
     """
     import function_app
-    from shared.functions_index import registered_functions
+    from shared.functions.index import registered_functions
 
     found = []
     for function in registered_functions(function_app.app):

@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from shared.settings import SETTINGS
+from shared.config.settings import SETTINGS
 from tests.infra._support import INFRA, MODULES, REPO, app_bindings, object_keys, parse_bicep
 
 FUNCTION_APP = MODULES / "function-app.bicep"

@@ -18,10 +18,10 @@ import pytest
 
 from offline.emulator import ActivitySpec, EmulatorConfig, PipelineSpec
 from offline.stack import OfflineStack, catalog_for
+from shared.azure.identity import reset_token_provider
+from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
-from shared.functions_index import user_function
-from shared.identity import reset_token_provider
-from shared.settings import Settings
+from shared.functions.index import user_function
 
 
 def integration_config() -> EmulatorConfig:

@@ -14,10 +14,10 @@ from offline.emulator import Fault
 from offline.stack import OfflineStack
 from shared.context import AppContext
 from shared.errors import StorageUnavailable
-from shared.functions_index import user_function
-from shared.poller import Poller
-from shared.registry import RunRegistry
-from shared.runs import Run, RunStatus
+from shared.functions.index import user_function
+from shared.poller.poller import Poller
+from shared.runs.model import Run, RunStatus
+from shared.runs.registry import RunRegistry
 from tests.integration.conftest import body_of, install_context, start
 
 FINISH = 30  # emulated seconds after which the sample pipelines have ended

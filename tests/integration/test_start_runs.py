@@ -10,10 +10,10 @@ import pytest
 
 from offline.emulator import Fault
 from offline.stack import OfflineStack
+from shared.azure.identity import reset_token_provider
+from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
-from shared.identity import reset_token_provider
-from shared.runs import RunStatus
-from shared.settings import Settings
+from shared.runs.model import RunStatus
 from tests.integration.conftest import body_of, call, http_request, install_context, start
 
 PROBLEM = "application/problem+json"

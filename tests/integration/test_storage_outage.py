@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from offline.stack import OfflineStack
+from shared.azure.identity import reset_token_provider
+from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
-from shared.identity import reset_token_provider
-from shared.poller import Poller
-from shared.runs import RunStatus
-from shared.settings import Settings
+from shared.poller.poller import Poller
+from shared.runs.model import RunStatus
 from tests.integration.conftest import body_of, integration_config, start
 
 
@@ -74,7 +74,7 @@ def test_a_tick_during_an_outage_changes_nothing_and_the_next_one_finishes(
 def test_an_outage_between_send_and_flag_resends_the_same_alert(
     app: AppContext, own_stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.queues import JsonQueue
+    from shared.azure.queues import JsonQueue
 
     adf = own_stack.emulator.info["factories"][0]["name"]
     failed = body_of(start(adf, "copy_sales"))["id"]

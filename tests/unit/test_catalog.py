@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.catalog import DataFactoryTarget, SynapseTarget, load_catalog, parse_catalog
+from shared.config.catalog import DataFactoryTarget, SynapseTarget, load_catalog, parse_catalog
+from shared.config.settings import Settings
 from shared.errors import ConfigurationError, NotAllowed, TargetNotFound
-from shared.settings import Settings
 
 SUB = "00000000-0000-0000-0000-000000000001"
 

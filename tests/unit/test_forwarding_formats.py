@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from shared.alerts import build_alert
-from shared.catalog import parse_catalog
-from shared.forwarding import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, verify
-from shared.forwarding_formats import slack_blocks, teams_card
-from shared.pipelines import ActivityRun
-from shared.runs import Run
-from shared.settings import Settings
-from shared.tracking import FailureDetails
+from shared.alerts.build import build_alert
+from shared.alerts.formats import slack_blocks, teams_card
+from shared.alerts.forwarding import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, verify
+from shared.config.catalog import parse_catalog
+from shared.config.settings import Settings
+from shared.kinds.pipelines import ActivityRun
+from shared.kinds.tracking import FailureDetails
+from shared.runs.model import Run
 
 NOW = datetime(2026, 11, 22, 2, 0, 48, tzinfo=UTC)
 CATALOG = parse_catalog(

@@ -11,9 +11,9 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
+from shared.azure.identity import TokenProvider, create_credential
+from shared.config.settings import Settings
 from shared.errors import IdentityUnavailable
-from shared.identity import TokenProvider, create_credential
-from shared.settings import Settings
 
 
 class FakeCredential:

@@ -7,10 +7,10 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared import names
+from shared.api.http import read_json
+from shared.api.requests import StartRunRequest, parse_body, validate_name
+from shared.config import names
 from shared.errors import BodyTooLarge, InvalidName, MalformedBody, UnsupportedMediaType, ValidationFailed
-from shared.http import read_json
-from shared.models import StartRunRequest, parse_body, validate_name
 
 
 def request(body: bytes, content_type: str | None = "application/json", **headers: str) -> func.HttpRequest:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import parse_catalog
+from shared.config.catalog import parse_catalog
+from shared.config.settings import SETTINGS, Settings
 from shared.errors import ConfigurationError
-from shared.settings import SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ def test_bad_values_name_the_setting(name: str, value: str, read: object) -> Non
 
 def test_committed_openapi_matches_the_registered_routes() -> None:
     from function_app import app
-    from shared.openapi import build
+    from shared.api.openapi import build
 
     committed = json.loads((ROOT / "openapi.json").read_text())
     assert committed == build(app), "openapi.json is stale: run 'make openapi'"

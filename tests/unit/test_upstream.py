@@ -11,6 +11,7 @@ import pytest
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from shared.azure.transport import Operation, UpstreamClient
 from shared.errors import (
     OutcomeUnknown,
     UpstreamBadResponse,
@@ -21,8 +22,7 @@ from shared.errors import (
     UpstreamUnauthenticated,
     UpstreamUnavailable,
 )
-from shared.pipelines import created_run
-from shared.upstream import Operation, UpstreamClient
+from shared.kinds.pipelines import created_run
 
 READ = Operation("getPipelineRun", "sales", "Reader on factory f")
 CREATE = Operation("createRun", "sales", "Data Factory Contributor on factory f", creates=True)

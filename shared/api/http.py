@@ -1,0 +1,153 @@
+"""HTTP plumbing for the handlers: problem responses, JSON bodies within limits, correlation.
+
+``endpoint`` wraps every HTTP function: whatever happens inside, the caller gets JSON or an
+``application/problem+json`` document with the correlation id, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import (
+    BodyTooLarge,
+    GatewayError,
+    MalformedBody,
+    NotAllowed,
+    UnsupportedMediaType,
+)
+from shared.telemetry import tracing as telemetry
+
+_LOGGER = logging.getLogger(__name__)
+# Refusals by the catalog, on a logger of their own so operators can route and keep them apart.
+_AUDIT = logging.getLogger("pipeline_gateway.audit")
+
+PROBLEM_JSON = "application/problem+json"
+CORRELATION_HEADER = "x-correlation-id"
+SUBSCRIPTION_HEADER = "x-apim-subscription-id"
+PRODUCT_HEADER = "x-apim-product-id"
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None, mimetype: str = "application/json"
+) -> func.HttpResponse:
+    all_headers = {
+        CORRELATION_HEADER: telemetry.correlation_id() or "",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        **(headers or {}),
+    }
+    return func.HttpResponse(
+        json.dumps(data, separators=(",", ":"), default=str),
+        status_code=status,
+        headers=all_headers,
+        mimetype=mimetype,
+        charset="utf-8",
+    )
+
+
+def problem_response(error: GatewayError, instance: str | None = None) -> func.HttpResponse:
+    document = error.problem()
+    document["correlationId"] = telemetry.correlation_id()
+    if instance:
+        document["instance"] = instance
+    return json_response(document, error.status, error.headers, mimetype=PROBLEM_JSON)
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Correlation, a span continuing the caller's trace, typed-error mapping, an audit line for each
+    refusal by the catalog, and a last-resort 500 without details, for one handler."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        telemetry.begin(req.headers.get(CORRELATION_HEADER))
+        path = _path(req.url)
+        with telemetry.request_span(f"{req.method} {handler.__name__}", req.method, path, req.headers) as span:
+            response = _handle(handler, req, path)
+            telemetry.record_response(span, response.status_code, None, server=True)
+        return response
+
+    return wrapper
+
+
+def _handle(handler: Handler, req: func.HttpRequest, path: str) -> func.HttpResponse:
+    try:
+        return handler(req)
+    except GatewayError as error:
+        level = logging.WARNING if error.status >= 500 else logging.INFO
+        _LOGGER.log(level, "%s %s -> %s %s: %s", req.method, path, error.status, error.slug, error.detail)
+        if isinstance(error, NotAllowed):
+            _audit_refusal(req, path, error)
+        return problem_response(error, path)
+    except Exception:
+        _LOGGER.exception("Unhandled error in %s %s", req.method, path)
+        return problem_response(
+            GatewayError("The gateway failed unexpectedly; the correlation id identifies this request in its logs."),
+            path,
+        )
+
+
+def _audit_refusal(req: func.HttpRequest, path: str, error: NotAllowed) -> None:
+    """Who was refused what, as fields operators can query (custom dimensions in Application Insights)."""
+    subscription = req.headers.get(SUBSCRIPTION_HEADER) or "direct"
+    product = req.headers.get(PRODUCT_HEADER) or "none"
+    _AUDIT.warning(
+        "Refused %s %s to subscription %s (product %s): %s",
+        req.method,
+        path,
+        subscription,
+        product,
+        error.detail,
+        extra={
+            "audit_action": f"{req.method} {path}",
+            "audit_subscription": subscription,
+            "audit_product": product,
+            "audit_outcome": "refused",
+        },
+    )
+
+
+def _path(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return "/" + rest.split("/", 1)[1].split("?", 1)[0] if "/" in rest else "/"
+
+
+def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
+    """The JSON body, refused cheaply when too large, of another type, malformed or too deep."""
+    declared = req.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"The body is larger than {max_bytes} bytes.")
+    body = req.get_body() or b""
+    if len(body) > max_bytes:
+        raise BodyTooLarge(f"The body is larger than {max_bytes} bytes.")
+    if not body.strip():
+        return {}
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"Send the body as application/json, not {content_type[:80]}.")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MalformedBody("The body is not UTF-8 text.") from None
+    except RecursionError:
+        raise MalformedBody("The JSON body nests too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedBody(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
+
+
+def base_url(req: func.HttpRequest, configured: str | None) -> str:
+    """Where callers reach the API: the configured public URL (APIM), else this request's origin."""
+    if configured:
+        return configured
+    scheme, _, rest = req.url.partition("://")
+    host = rest.split("/", 1)[0]
+    return f"{scheme}://{host}/api"

@@ -1,0 +1,378 @@
+"""The API's OpenAPI 3.0 document, built from the registered functions and the request models.
+
+Routes and methods come from the app's own function metadata, so the document cannot describe an
+endpoint the app does not serve; ``make openapi`` writes it to ``openapi.json`` for APIM, and a test
+fails when the committed file drifts from this output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+from shared.api.requests import CancelRequest, RerunRequest, SparkBatchRequest, StartRunRequest
+from shared.functions.index import registered_functions
+from shared.runs.model import RunStatus
+
+TITLE = "Pipeline Gateway"
+REQUEST_MODELS = (StartRunRequest, SparkBatchRequest, CancelRequest, RerunRequest)
+VERSION = "1.0.0"
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_PROBLEM_CONTENT = {"application/problem+json": {"schema": _PROBLEM_REF}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _PROBLEM_CONTENT}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_COMMON_ERRORS = {
+    "400": _problem("Malformed request."),
+    "401": {"description": "Missing or wrong function key (returned by the Functions host)."},
+    "422": _problem("A field or name failed validation; `errors` lists each one."),
+    "503": _problem("Azure, the identity or the gateway's storage is unavailable; see Retry-After."),
+}
+_RUN = {"$ref": "#/components/schemas/Run"}
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 80}}
+_IDEMPOTENCY_PARAM = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retries with the same key and body return the original run.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+_TARGET_PARAM = {
+    "name": "target",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", "maxLength": 40},
+}
+
+OPERATIONS: dict[str, dict[str, Any]] = {
+    "start_pipeline_run": {
+        "summary": "Start a pipeline run",
+        "description": "Records the run, asks Azure to start it and answers 202 with the run and its URL.",
+        "parameters": [
+            _TARGET_PARAM,
+            {"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 260}},
+            _IDEMPOTENCY_PARAM,
+        ],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StartRunRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Run accepted.", {"Location": {"schema": {"type": "string"}}}),
+            "403": _problem("The catalog does not let your product start this pipeline."),
+            "404": _problem("Unknown target, or the pipeline does not exist in Azure."),
+            "409": _problem("Idempotency-Key reused with a different body, or still in progress."),
+            "413": _problem("Body too large."),
+            "415": _problem("Body is not JSON."),
+            "502": _problem("Azure refused the gateway (e.g. a missing role) or answered badly."),
+            "504": _problem("Azure's answer was lost; the run is being reconciled."),
+        },
+    },
+    "start_spark_batch": {
+        "summary": "Submit a Spark batch job",
+        "description": "Records the batch, submits it to the Synapse Spark pool (Livy) and answers 202 with the run.",
+        "parameters": [
+            _TARGET_PARAM,
+            {"name": "pool", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 15}},
+            _IDEMPOTENCY_PARAM,
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SparkBatchRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Batch accepted.", {"Location": {"schema": {"type": "string"}}}),
+            "403": _problem("The catalog does not let your product use this Spark pool."),
+            "404": _problem("Unknown target, a Data Factory target, or a pool Azure does not know."),
+            "409": _problem("Idempotency-Key reused with a different body, or still in progress."),
+            "413": _problem("Body too large."),
+            "415": _problem("Body is not JSON."),
+            "502": _problem("Azure refused the gateway (e.g. a missing role) or answered badly."),
+        },
+    },
+    "cancel_run": {
+        "summary": "Cancel a run",
+        "description": "Asks Azure to cancel; the run moves to Canceling, then Cancelled. Twice is harmless.",
+        "parameters": [_ID_PARAM],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CancelRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Cancel requested."),
+            "403": _problem("The catalog does not let your product control this pipeline."),
+            "404": _problem("Unknown run."),
+            "409": _problem("The run already ended (the detail says how), or is still being submitted."),
+            "502": _problem("Azure refused the gateway or answered badly."),
+        },
+    },
+    "rerun": {
+        "summary": "Rerun an ended run",
+        "description": "Starts a new run linked to this one: a recovery rerun for pipelines (startFromFailure is "
+        "ADF only), the same batch definition for Spark.",
+        "parameters": [_ID_PARAM, _IDEMPOTENCY_PARAM],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RerunRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Rerun accepted.", {"Location": {"schema": {"type": "string"}}}),
+            "403": _problem("The catalog does not let your product start this pipeline."),
+            "404": _problem("Unknown run."),
+            "409": _problem("The run is still in progress, was already rerun, or never started in Azure."),
+            "502": _problem("Azure refused the gateway or answered badly."),
+        },
+    },
+    "get_target": {
+        "summary": "A target and a live check of the gateway's access to it",
+        "parameters": [_TARGET_PARAM],
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/TargetDiagnostics"}, "The target and its checks."),
+            "404": _problem("Unknown target."),
+        },
+    },
+    "get_run": {
+        "summary": "Get a run",
+        "parameters": [_ID_PARAM],
+        "responses": {"200": _json(_RUN, "The run."), "404": _problem("Unknown run.")},
+    },
+    "list_runs": {
+        "summary": "List runs",
+        "description": "Newest first within each target; follow `continuation` for more.",
+        "parameters": [
+            {"name": "target", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 40}},
+            {"name": "pipeline", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 260}},
+            {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(RunStatus.ALL)}},
+            {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            {"name": "continuation", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 1000}},
+        ],
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/RunPage"}, "A page of runs."),
+            "404": _problem("Unknown target."),
+        },
+    },
+    "list_targets": {
+        "summary": "List the targets you may use",
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["value"],
+                    "properties": {"value": {"type": "array", "items": {"$ref": "#/components/schemas/Target"}}},
+                },
+                "Targets.",
+            )
+        },
+    },
+    "health": {
+        "summary": "Health",
+        "description": "Anonymous; no upstream calls; reveals nothing about the configuration.",
+        "security": [],
+        "responses": {
+            "200": _json({"type": "object", "properties": {"status": {"type": "string"}}}, "OK."),
+            "503": _json({"type": "object", "properties": {"status": {"type": "string"}}}, "Misconfigured."),
+        },
+    },
+}
+
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "correlationId": _NULLABLE_STRING,
+            "errors": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+            },
+            "retryAfter": {"type": "integer"},
+            "upstreamStatus": {"type": "integer"},
+            "upstreamCode": {"type": "string"},
+            "upstreamRequestId": {"type": "string"},
+        },
+    },
+    "Run": {
+        "type": "object",
+        "required": ["id", "target", "kind", "pipeline", "status", "createdAt", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "target": {"type": "string"},
+            "kind": {"type": "string", "enum": ["datafactory", "synapse", "spark"]},
+            "pipeline": {"type": "string"},
+            "sparkPool": {"type": "string"},
+            "status": {"type": "string", "enum": list(RunStatus.ALL)},
+            "upstreamStatus": _NULLABLE_STRING,
+            "upstreamRunId": _NULLABLE_STRING,
+            "message": {"type": "string"},
+            "parameters": {"type": "object", "additionalProperties": True},
+            "options": {"type": "object", "additionalProperties": True},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": _NULLABLE_TIME,
+            "runStart": _NULLABLE_TIME,
+            "runEnd": _NULLABLE_TIME,
+            "durationMs": {"type": "integer", "nullable": True},
+            "appId": _NULLABLE_STRING,
+            "cancelRequestedAt": _NULLABLE_TIME,
+            "chain": {
+                "type": "array",
+                "description": "The rerun chain through this run, oldest first (GET of one run only).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "status": {"type": "string"},
+                        "createdAt": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+            "rerunOf": _NULLABLE_STRING,
+            "rerunBy": _NULLABLE_STRING,
+            "correlationId": _NULLABLE_STRING,
+            "links": {
+                "type": "object",
+                "required": ["self"],
+                "properties": {"self": {"type": "string"}, "studio": {"type": "string"}},
+            },
+        },
+    },
+    "RunPage": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "array", "items": _RUN},
+            "continuation": _NULLABLE_STRING,
+            "nextLink": {"type": "string"},
+        },
+    },
+    "TargetDiagnostics": {
+        "type": "object",
+        "required": ["target", "healthy", "checks"],
+        "properties": {
+            "target": {"$ref": "#/components/schemas/Target"},
+            "healthy": {"type": "boolean"},
+            "checks": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "call", "ok"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "call": {"type": "string"},
+                        "ok": {"type": "boolean"},
+                        "facts": {"type": "object", "additionalProperties": True},
+                        "detail": {"type": "string"},
+                        "skipped": {"type": "string"},
+                        "upstreamStatus": {"type": "integer", "nullable": True},
+                        "upstreamCode": _NULLABLE_STRING,
+                        "upstreamRequestId": _NULLABLE_STRING,
+                    },
+                },
+            },
+        },
+    },
+    "AccessRule": {
+        "type": "object",
+        "properties": {"match": {"type": "string"}, "maxDurationMinutes": {"type": "integer", "nullable": True}},
+    },
+    "Target": {
+        "type": "object",
+        "required": ["name", "kind", "pipelines"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["datafactory", "synapse"]},
+            "factoryName": {"type": "string"},
+            "workspaceName": {"type": "string"},
+            "pipelines": {"type": "array", "items": {"$ref": "#/components/schemas/AccessRule"}},
+            "sparkPools": {"type": "array", "items": {"$ref": "#/components/schemas/AccessRule"}},
+        },
+    },
+}
+
+
+def _openapi_schema(model: Any) -> dict[str, Any]:
+    """A pydantic JSON schema made OpenAPI 3.0-friendly (``nullable`` instead of ``null`` types)."""
+    schema: dict[str, Any] = model.model_json_schema()
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, dict):
+            options = node.get("anyOf")
+            if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+                other = next(o for o in options if o != {"type": "null"})
+                node = {**{k: v for k, v in node.items() if k != "anyOf"}, **other, "nullable": True}
+            node.pop("title", None)
+            return {k: convert(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [convert(v) for v in node]
+        return node
+
+    return dict(convert(schema))
+
+
+def _path(route: str) -> str:
+    return "/api/" + re.sub(r"\{(\w+)(?::[^}]*)?\??\}", r"{\1}", route)
+
+
+def build(app: Any) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for function in registered_functions(app):
+        name = function.get_function_name()
+        trigger = next(
+            (b for b in json.loads(function.get_function_json())["bindings"] if b["type"] == "httpTrigger"), None
+        )
+        if trigger is None:
+            continue
+        operation = {"operationId": name, **OPERATIONS[name]}
+        for method in trigger["methods"]:
+            paths.setdefault(_path(trigger["route"]), {})[method.lower()] = {
+                **operation,
+                "responses": {**_COMMON_ERRORS, **operation["responses"]},
+            }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "Start and watch Azure Data Factory and Synapse work.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": {
+                **SCHEMAS,
+                **{model.__name__: _openapi_schema(model) for model in REQUEST_MODELS},
+            },
+            "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
+        },
+        "security": [{"functionKey": []}],
+    }
+
+
+def main() -> None:
+    from function_app import app
+
+    json.dump(build(app), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

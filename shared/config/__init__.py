@@ -1,0 +1,1 @@
+"""Configuration: app settings, the target catalog and Azure's naming rules."""

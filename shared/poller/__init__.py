@@ -1,0 +1,1 @@
+"""The poller: follows runs in flight, records how they end, and raises alerts."""

@@ -1,0 +1,299 @@
+"""The poller: follows the runs in flight, records how they end, and raises alerts.
+
+The unit of work is one target. Its runs are observed in bulk per source (a target's pipelines
+through ``queryPipelineRuns``, a Spark pool through Livy's batch list), so upstream calls grow with
+targets and pages, not with runs; only a run the bulk answer lacks costs a single GET.
+
+Every write is ETag-conditional; a tick that overlaps another, or dies halfway, leaves records the
+next tick finishes. Alerts are at-least-once with a stable id: the alert is claimed on the record,
+sent, then flagged; a crash between send and flag resends the same alert id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
+
+from shared.alerts.build import AlertKind, alert_id, build_alert
+from shared.azure.storage import ConcurrentUpdate
+from shared.config.catalog import DataFactoryTarget, SynapseTarget
+from shared.context import AppContext
+from shared.errors import GatewayError
+from shared.kinds.tracking import WINDOW_SKEW, Observed, PipelineSource, Source, SparkPoolSource
+from shared.runs.model import Run, RunStatus, utcnow
+from shared.telemetry import tracing as telemetry
+
+_LOGGER = logging.getLogger(__name__)
+
+# A Submitting record younger than this may still have its create call in flight elsewhere.
+SUBMIT_GRACE = timedelta(minutes=2)
+# A Submitting record not found in Azure after this long is declared Unknown.
+UNKNOWN_AFTER = timedelta(minutes=10)
+WORKERS = 8
+
+T = TypeVar("T")
+Target = DataFactoryTarget | SynapseTarget
+
+
+@dataclass
+class TargetReport:
+    target: str
+    live: int = 0
+    updated: int = 0
+    finished: int = 0
+    alerts: int = 0
+    single_gets: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+
+@dataclass
+class TickReport:
+    targets: list[TargetReport] = field(default_factory=list)
+    seconds: float = 0.0
+    out_of_time: bool = False
+
+
+class Poller:
+    def __init__(
+        self,
+        context: AppContext,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        submit_grace: timedelta = SUBMIT_GRACE,
+        unknown_after: timedelta = UNKNOWN_AFTER,
+    ) -> None:
+        self._context = context
+        self._now = now
+        self._submit_grace = submit_grace
+        self._unknown_after = unknown_after
+
+    def tick(self, budget_seconds: float | None = None) -> TickReport:
+        """Polls every target within the time budget."""
+        started = time.monotonic()
+        budget = budget_seconds if budget_seconds is not None else self._context.settings.poll_budget_seconds
+        report = TickReport()
+        for target in self._context.catalog.targets:
+            if time.monotonic() - started > budget:
+                report.out_of_time = True
+                _LOGGER.warning("Poll tick out of time before target %s; the next tick resumes", target.name)
+                break
+            report.targets.append(self.poll_target(target.name, deadline=started + budget))
+        report.seconds = time.monotonic() - started
+        return report
+
+    def poll_target(self, name: str, *, deadline: float | None = None) -> TargetReport:
+        report = TargetReport(name)
+        target = self._context.catalog.get(name)
+        try:
+            runs = list(self._context.registry.live_runs(name))
+            report.live = len(runs)
+            for source, group in self._sources(target, runs):
+                self._poll(target, source, group, report, deadline)
+        except GatewayError as exc:
+            report.error = exc.detail
+            _LOGGER.warning("Polling target %s failed: %s", name, exc.detail)
+        return report
+
+    def _sources(self, target: Target, runs: list[Run]) -> list[tuple[Source, list[Run]]]:
+        """The target's runs grouped by how Azure reports on them: its pipelines, each Spark pool."""
+        sources: list[tuple[Source, list[Run]]] = []
+        pipelines = [r for r in runs if r.kind != "spark"]
+        if pipelines:
+            sources.append((PipelineSource(self._context.pipelines(target)), pipelines))
+        pools: dict[str, list[Run]] = {}
+        for run in runs:
+            if run.kind == "spark" and run.spark_pool:
+                pools.setdefault(run.spark_pool, []).append(run)
+        if pools and isinstance(target, SynapseTarget):
+            for pool, batches in sorted(pools.items()):
+                sources.append((SparkPoolSource(self._context.spark(target, pool)), batches))
+        return sources
+
+    def _poll(
+        self, target: Target, source: Source, runs: list[Run], report: TargetReport, deadline: float | None
+    ) -> None:
+        """Observe in bulk, write the changes in transactions, then alert: each phase checks the clock."""
+        now = self._now()
+        observation = source.observe(runs, now)
+        upstream = observation.runs
+        claimed = {r.upstream_run_id for r in runs if r.upstream_run_id}
+
+        # Reconciliation claims upstream runs one at a time, so it goes first and alone.
+        current: list[Run] = []
+        for run in runs:
+            if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
+                reconcile = partial(self._reconcile, run, source, upstream, claimed, now)
+                reconciled = self._attempt(report, run, reconcile)
+                if reconciled is None or (reconciled.upstream_run_id is None and not reconciled.terminal):
+                    continue
+                run = reconciled
+            current.append(run)
+
+        missing = [r for r in current if not r.terminal and r.upstream_run_id not in upstream]
+        report.single_gets += len(missing)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for observed in pool.map(telemetry.in_this_context(partial(self._get, source)), missing):
+                if observed is not None:
+                    upstream[observed.upstream_run_id] = observed
+
+        writes: list[tuple[Run, bool]] = []
+        alerting: list[tuple[Run, str]] = []
+        newly_failed: set[str] = set()
+        for run in current:
+            observed = upstream.get(run.upstream_run_id or "") if not run.terminal else None
+            changed = _apply(run, observed) if observed is not None else run
+            if changed.status == RunStatus.FAILED != run.status:
+                newly_failed.add(changed.id)
+            kind = self._alert_kind(changed, target, now)
+            if changed is not run or (changed.terminal and kind is None):
+                writes.append((changed, kind is not None or not changed.terminal))
+            elif kind is not None:
+                alerting.append((changed, kind))
+        if _late(deadline):
+            report.skipped += len(writes) + len(alerting)
+            return
+        for saved in self._context.registry.save_many(writes):
+            if saved is None:
+                report.skipped += 1  # someone else moved it; the next tick sees their version
+                continue
+            report.updated += 1
+            report.finished += saved.terminal
+            if saved.id in newly_failed:
+                telemetry.run_failed(saved.target, saved.kind)
+            kind = self._alert_kind(saved, target, now)
+            if kind is not None:
+                alerting.append((saved, kind))
+
+        def alert(item: tuple[Run, str]) -> None:
+            if _late(deadline):
+                report.skipped += 1
+                return
+            if self._attempt(report, item[0], lambda: self._alert(item[0], item[1], target, source)):
+                report.alerts += 1
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(telemetry.in_this_context(alert), alerting))
+
+    def _get(self, source: Source, run: Run) -> Observed | None:
+        """The fallback for a run the bulk answer did not include."""
+        try:
+            return source.get(run.upstream_run_id or "")
+        except GatewayError as exc:
+            _LOGGER.warning("Run %s not observed this tick: %s", run.id, exc.detail)
+            return None
+
+    def _attempt(self, report: TargetReport, run: Run, action: Callable[[], T]) -> T | None:
+        try:
+            return action()
+        except ConcurrentUpdate:
+            report.skipped += 1  # someone else moved it; the next tick sees their version
+        except GatewayError as exc:
+            report.skipped += 1
+            _LOGGER.warning("Run %s not advanced this tick: %s", run.id, exc.detail)
+        return None
+
+    def _reconcile(
+        self, run: Run, source: Source, upstream: dict[str, Observed], claimed: set[str], now: datetime
+    ) -> Run:
+        """Finds the upstream run a lost create answer started, or gives up after a while."""
+        age = now - run.created_at
+        if age < self._submit_grace:
+            return run
+        matches = sorted(
+            (
+                c
+                for c in upstream.values()
+                if c.upstream_run_id not in claimed
+                and c.submitted is not None
+                and c.submitted >= run.created_at - WINDOW_SKEW
+                and source.matches(run, c)
+            ),
+            key=lambda c: c.submitted or now,
+        )
+        registry = self._context.registry
+        if matches:
+            found = matches[0]
+            claimed.add(found.upstream_run_id)
+            _LOGGER.info("Reconciled run %s with upstream run %s", run.id, found.upstream_run_id)
+            return registry.save(_apply(run.evolve(upstream_run_id=found.upstream_run_id), found), keep_live=True)
+        if age >= self._unknown_after:
+            _LOGGER.warning("Run %s was never found in Azure; marking it Unknown", run.id)
+            return registry.save(
+                run.evolve(
+                    status=RunStatus.UNKNOWN,
+                    message=f"No run of {run.pipeline} matching this request appeared in Azure within "
+                    f"{int(age.total_seconds() // 60)} minutes of the start request.",
+                ),
+                keep_live=True,
+            )
+        return run
+
+    def _alert_kind(self, run: Run, target: Target, now: datetime) -> str | None:
+        if run.alerted_at is not None:
+            return None
+        if run.status == RunStatus.FAILED:
+            return AlertKind.FAILED
+        if run.status == RunStatus.UNKNOWN:
+            return AlertKind.UNKNOWN
+        if run.status == RunStatus.CANCELLED and self._context.catalog.alerts_on_cancel(target):
+            return AlertKind.CANCELLED
+        if (
+            run.in_flight
+            and run.max_duration_minutes
+            and run.overdue_alerted_at is None
+            and now - (run.run_start or run.created_at) > timedelta(minutes=run.max_duration_minutes)
+        ):
+            return AlertKind.OVERDUE
+        return None
+
+    def _alert(self, run: Run, kind: str, target: Target, source: Source) -> bool:
+        """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
+        registry = self._context.registry
+        identifier = alert_id(run, kind)
+        if run.alert_id != identifier:
+            run = registry.save(run.evolve(alert_id=identifier), keep_live=True)
+        now = self._now()
+        details = source.failure_details(run, now) if kind == AlertKind.FAILED else None
+        history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=5, finished_only=True)
+        previous: Sequence[Run] = [r for r in history if r.id != run.id and r.created_at < run.created_at]
+        message = build_alert(
+            run, kind, target=target, details=details, history=previous, settings=self._context.settings, now=now
+        )
+        self._context.alerts.send(message)
+        telemetry.alert_sent(run.target, kind)
+        _LOGGER.warning("Alert %s: %s", identifier, message["summary"])
+        if kind == AlertKind.OVERDUE:
+            registry.save(run.evolve(overdue_alerted_at=now, alert_id=None), keep_live=True)
+        else:
+            registry.save(run.evolve(alerted_at=now), keep_live=False)
+        return True
+
+
+def _late(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
+def _apply(run: Run, observed: Observed) -> Run:
+    """The record updated with what Azure reports; the same object when nothing changed."""
+    status = observed.status
+    if run.status == RunStatus.CANCELING and status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
+        status = RunStatus.CANCELING  # Azure has not caught up with the cancel yet
+    changes = {
+        "status": status,
+        "upstream_status": observed.upstream_status,
+        "message": observed.message if observed.message or status == RunStatus.SUCCEEDED else run.message,
+        "run_start": observed.run_start or run.run_start,
+        "run_end": observed.run_end,
+        "duration_ms": observed.duration_ms,
+        "app_id": observed.app_id or run.app_id,
+    }
+    if all(getattr(run, key) == value for key, value in changes.items()):
+        return run
+    return run.evolve(**changes)

@@ -1,0 +1,1 @@
+"""The run record, its registry in Azure Tables, idempotency, and the service that starts, cancels and reruns runs."""

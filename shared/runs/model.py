@@ -1,0 +1,106 @@
+"""The gateway's run record: what it started, where, for whom, and how it is going.
+
+A run is recorded before the upstream create call (``Submitting``) so that nothing Azure accepts can
+go unrecorded; the poller moves it along the status set below.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from shared.config import names
+
+Kind = Literal["datafactory", "synapse", "spark"]
+
+
+class RunStatus:
+    """Our statuses: the services' pipeline statuses plus the gateway's own before and after them."""
+
+    SUBMITTING = "Submitting"  # recorded; the create call is in flight or its outcome is unknown
+    QUEUED = "Queued"
+    IN_PROGRESS = "InProgress"
+    CANCELING = "Canceling"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    REJECTED = "Rejected"  # Azure refused the create: nothing started, the caller was told
+    UNKNOWN = "Unknown"  # the create's outcome could not be reconciled
+    ALL = (SUBMITTING, QUEUED, IN_PROGRESS, CANCELING, SUCCEEDED, FAILED, CANCELLED, REJECTED, UNKNOWN)
+    TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, REJECTED, UNKNOWN})
+    IN_FLIGHT = frozenset({SUBMITTING, QUEUED, IN_PROGRESS, CANCELING})
+
+
+_RUN_ID_SEPARATOR = "."
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+# Ids embed the time counted down from here, so a partition lists newest first.
+_ID_EPOCH_LIMIT_MS = 10**13
+
+
+def new_run_id(target: str, now: float | None = None) -> str:
+    """``{target}.{descending time}{random}``: the target locates the record, the rest orders it."""
+    millis = int((time.time() if now is None else now) * 1000)
+    suffix = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+    return f"{target}{_RUN_ID_SEPARATOR}{_ID_EPOCH_LIMIT_MS - millis:013d}{suffix}"
+
+
+def target_of(run_id: str) -> str | None:
+    """The target encoded in a run id, or None when the id cannot be one of ours."""
+    target, sep, rest = run_id.partition(_RUN_ID_SEPARATOR)
+    if not sep or len(rest) != 21 or not rest.isalnum() or names.TARGET.problem(target):
+        return None
+    return target
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    target: str
+    kind: Kind
+    pipeline: str  # the pipeline name, or the batch name for Spark
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    parameters: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    spark_pool: str | None = None
+    app_id: str | None = None  # the Spark application of a batch
+    upstream_run_id: str | None = None
+    upstream_status: str | None = None
+    upstream_request_id: str | None = None
+    message: str = ""
+    run_start: datetime | None = None
+    run_end: datetime | None = None
+    duration_ms: int | None = None
+    caller: str | None = None
+    product: str | None = None
+    correlation_id: str | None = None
+    rerun_of: str | None = None
+    rerun_by: str | None = None
+    max_duration_minutes: int | None = None
+    alert_id: str | None = None
+    alerted_at: datetime | None = None
+    overdue_alerted_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    cancel_requested_by: str | None = None
+    # Where the registry holds the record and its version; set by the registry, never by callers.
+    row_key: str | None = None
+    etag: str | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in RunStatus.IN_FLIGHT
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in RunStatus.TERMINAL
+
+    def evolve(self, **changes: Any) -> Run:
+        return replace(self, updated_at=utcnow(), **changes)

@@ -1,0 +1,1 @@
+"""Telemetry: correlation ids, spans and metrics, and log records scrubbed of secrets."""
