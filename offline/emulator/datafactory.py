@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from .arm import ArmDirectory, check_name, resource_not_found, stable_uuid
 from .clock import isoformat
 from .config import FACTORY_NAME, PIPELINE_NAME, FactorySpec, PipelineSpec
-from .runs import RunStore, parse_query, to_parameter_strings
+from .queries import parse_query
 from .server import ApiError, Request, Response, Router
+from .store import RunStore, to_parameter_strings
 
 API_VERSIONS = ("2018-06-01",)
 FACTORY_TYPE = "Microsoft.DataFactory/factories"

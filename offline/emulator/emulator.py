@@ -21,9 +21,9 @@ from .config import EmulatorConfig, pipeline_summary
 from .datafactory import DataFactoryApi
 from .faults import FaultRegistry
 from .identity import BearerCheck, IdentityEndpoint, TokenAuthority, new_identity_header
-from .runs import RunStore
 from .server import Counters, Dispatcher, HttpsServer, Latency, Router, tls_context
 from .spark import SparkApi
+from .store import RunStore
 from .synapse import SynapsePipelinesApi
 from .workspaces import WorkspacesApi
 

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from .arm import check_name
 from .config import PIPELINE_NAME, WorkspaceSpec
-from .runs import RunStore, parse_query, to_parameter_strings
+from .queries import parse_query
 from .server import ApiError, Request, Response, Router
+from .store import RunStore, to_parameter_strings
 
 API_VERSIONS = ("2020-12-01", "2019-06-01-preview")
 PREFIX = "/synapse/{workspace}"

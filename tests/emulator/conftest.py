@@ -73,14 +73,9 @@ def fidelity_config() -> EmulatorConfig:
     return EmulatorConfig(factories=(factory, other), workspaces=(workspace, WorkspaceSpec("empty-syn")))
 
 
-@pytest.fixture(scope="session")
-def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One CA per test worker: generating keys is the slowest part of starting an emulator."""
-    return tmp_path_factory.mktemp("tls")
-
-
 @pytest.fixture(scope="module")
 def emu(tls_dir: Path) -> Iterator[Emulator]:
+    """The module's emulator, on the worker's CA (``tls_dir`` in tests/conftest.py)."""
     with Emulator(fidelity_config(), tls_dir=tls_dir) as emulator:
         yield emulator
 
