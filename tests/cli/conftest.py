@@ -2,9 +2,8 @@
 
 The stack is this folder's own, made the process's environment only for each test's duration: a
 worker may also run the integration tests, whose stack owns the environment the rest of the time.
-Each test's own table and queues, its app context and the targets come from the integration
-fixtures; the CLI process gets the app's environment, so it reaches Storage and the emulator as the
-app does.
+Each test's own table and queues, its app context and the targets come from tests/conftest.py; the
+CLI process gets the app's environment, so it reaches Storage and the emulator as the app does.
 """
 
 from __future__ import annotations
@@ -22,9 +21,7 @@ from offline.stack import OfflineStack
 from shared.azure.identity import reset_token_provider
 from shared.context import AppContext
 from shared.poller.poller import Poller
-from tests.integration.conftest import adf, body_of, context, integration_config, names, start, synapse
-
-__all__ = ["adf", "context", "names", "synapse"]
+from tests.conftest import body_of, integration_config, start
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("pipeline-gateway")

@@ -28,7 +28,7 @@ from shared.context import AppContext, app_context
 from shared.functions import forwarder as forwarding_functions
 from shared.functions.index import registered_functions
 from tests.cli.conftest import Cli
-from tests.integration.conftest import install_context
+from tests.conftest import install_context
 
 HOST_JSON = {"version": "2.0", "extensions": {"queues": {"maxDequeueCount": 2, "visibilityTimeout": "00:00:00"}}}
 

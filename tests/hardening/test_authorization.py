@@ -13,7 +13,8 @@ import requests
 from offline.localhost import LocalHost
 from offline.stack import ROOT, OfflineStack
 from shared.context import AppContext, set_app_context
-from tests.hardening.conftest import catalog_with, install, problem
+from tests.conftest import catalog_with, install
+from tests.hardening.conftest import problem
 
 DOCUMENT = json.loads((ROOT / "openapi.json").read_text())
 EXAMPLES = {

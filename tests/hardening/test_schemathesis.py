@@ -24,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
 from offline.localhost import LocalHost
 from offline.stack import ROOT, OfflineStack
 from shared.context import AppContext, set_app_context
-from tests.hardening.conftest import PROBLEM, install
+from tests.conftest import install
+from tests.hardening.conftest import PROBLEM
 
 schema = schemathesis.openapi.from_path(ROOT / "openapi.json")
 schema.config.generation.update(

@@ -21,7 +21,7 @@ from offline.stack import OfflineStack
 from shared.context import AppContext
 from shared.poller.poller import Poller, TickReport
 from shared.runs.model import RunStatus
-from tests.hardening.conftest import own_stack
+from tests.conftest import own_stack
 
 T = TypeVar("T")
 FINISH = 30  # emulated seconds after which the sample pipelines have ended

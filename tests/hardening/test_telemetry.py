@@ -302,7 +302,7 @@ def test_the_logs_of_a_whole_scenario_hold_no_secret_and_every_app_line_a_correl
     """Debug logging everywhere (the worst an operator can switch on), a whole story with its faults:
     tokens, the identity header, function and subscription keys never reach a log line."""
     from function_app import app as function_app
-    from tests.hardening.conftest import install
+    from tests.conftest import install
 
     capture = Capture()
     root = logging.getLogger()

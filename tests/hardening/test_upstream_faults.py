@@ -22,8 +22,8 @@ from shared.azure.identity import reset_token_provider
 from shared.context import AppContext
 from shared.poller.poller import Poller
 from shared.runs.model import RunStatus
-from tests.hardening.conftest import install, own_stack, problem
-from tests.integration.conftest import integration_config
+from tests.conftest import install, integration_config, own_stack
+from tests.hardening.conftest import problem
 
 TOKEN_LIFETIME = 600
 ARM = "ManagedIdentity_GetToken:https://management.azure.com"

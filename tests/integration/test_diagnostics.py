@@ -8,7 +8,7 @@ from typing import Any
 from offline.emulator import Fault
 from offline.stack import OfflineStack, catalog_for
 from shared.context import AppContext
-from tests.integration.conftest import body_of, call, http_request, install_context
+from tests.conftest import body_of, call, http_request, install_context
 from tests.integration.test_start_runs import problem
 
 

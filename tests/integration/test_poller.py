@@ -18,7 +18,7 @@ from shared.functions.index import user_function
 from shared.poller.poller import Poller
 from shared.runs.model import Run, RunStatus
 from shared.runs.registry import RunRegistry
-from tests.integration.conftest import body_of, install_context, start
+from tests.conftest import body_of, install_context, start
 
 FINISH = 30  # emulated seconds after which the sample pipelines have ended
 

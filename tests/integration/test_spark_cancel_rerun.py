@@ -12,7 +12,7 @@ from offline.stack import OfflineStack
 from shared.context import AppContext
 from shared.poller.poller import Poller
 from shared.runs.model import RunStatus
-from tests.integration.conftest import body_of, call, http_request, install_context, start
+from tests.conftest import body_of, call, http_request, install_context, start
 from tests.integration.test_start_runs import problem
 
 FINISH = 30

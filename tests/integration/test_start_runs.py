@@ -14,7 +14,7 @@ from shared.azure.identity import reset_token_provider
 from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
 from shared.runs.model import RunStatus
-from tests.integration.conftest import body_of, call, http_request, install_context, start
+from tests.conftest import body_of, call, http_request, install_context, start
 
 PROBLEM = "application/problem+json"
 

@@ -14,7 +14,7 @@ from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
 from shared.poller.poller import Poller
 from shared.runs.model import RunStatus
-from tests.integration.conftest import body_of, integration_config, start
+from tests.conftest import body_of, integration_config, start
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,7 @@
-"""Fixtures of the offline-stack tests: the shared CA, Azurite, and a test-only storage credential."""
+"""Fixtures of the offline-stack tests: Azurite, and a test-only storage credential.
+
+Azurite serves certificates of the worker's CA (``tls_files`` in tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from azure.core.credentials import AccessToken
 from azure.storage.queue import QueueClient
 
 from offline.azurite import Azurite
-from offline.tls import TlsFiles, ensure_tls_files
+from offline.tls import TlsFiles
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -51,11 +54,6 @@ class UnsignedTokenCredential:
         }
         token = f"{_b64url({'alg': 'none', 'typ': 'JWT'})}.{_b64url(claims)}."
         return AccessToken(token, now + self.lifetime)
-
-
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return ensure_tls_files(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="session")
