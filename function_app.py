@@ -5,12 +5,14 @@ Thin on purpose: the logic lives in ``shared``; this file builds the app and reg
 
 import azure.functions as func
 
+from shared.context import app_context
 from shared.functions import forwarder, http, poller
 from shared.telemetry.logs import configure_logging
 from shared.telemetry.tracing import configure_telemetry
 
 configure_logging()
-configure_telemetry()  # Application Insights, only when its connection string is set
+# Application Insights, only when its connection string is set, with the app's own identity.
+configure_telemetry(app_context().settings, lambda: app_context().tokens)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http.bp)  # the HTTP API

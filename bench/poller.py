@@ -123,6 +123,7 @@ def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
     """Starts the runs in the emulator through the app's own client, then records them in each table."""
     from shared.config.settings import Settings
     from shared.context import AppContext
+    from shared.kinds.datafactory import DATAFACTORY
     from shared.kinds.pipelines import StartOptions
     from shared.runs.model import Run, RunStatus, new_run_id, utcnow
 
@@ -133,12 +134,12 @@ def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
 
     def create(item: tuple[str, str]) -> Run:
         target, pipeline = item
-        created = context.pipelines(context.catalog.get(target)).create_run(pipeline, {}, StartOptions())
+        created = DATAFACTORY.client(context, context.catalog.get(target)).create_run(pipeline, {}, StartOptions())
         now = utcnow() - timedelta(seconds=5)
         return Run(
             id=new_run_id(target),
             target=target,
-            kind="datafactory",
+            kind=DATAFACTORY.name,
             pipeline=pipeline,
             status=RunStatus.IN_PROGRESS,
             upstream_status=RunStatus.IN_PROGRESS,
@@ -161,15 +162,15 @@ def tick(role: str) -> dict[str, Any]:
     """One tick in this process (a child of the benchmark); prints its figures as JSON."""
     from shared.config.settings import Settings
     from shared.context import AppContext
-    from shared.kinds.tracking import Observation
+    from shared.kinds.base import Observation
     from shared.poller.poller import Poller
 
     class PerRunPoller(Poller):
         """The common approach: no bulk answer, one GET per run in flight."""
 
-        def _sources(self, target: Any, runs: list[Any]) -> list[tuple[Any, list[Any]]]:
+        def _sources(self, target: Any, runs: list[Any]) -> list[tuple[Any, Any, list[Any]]]:
             sources = super()._sources(target, runs)
-            for source, _ in sources:
+            for _, source, _ in sources:
                 source.observe = lambda runs, now: Observation()  # type: ignore[method-assign]
             return sources
 

@@ -352,7 +352,7 @@ module plan 'br/public:avm/res/web/serverfarm:0.1.1' = {
 // keep the function app's route prefix ("api", host.json). The app builds run links from it.
 var apiBaseUrl = '${apimService.outputs.gatewayUrl}/${apiPath}/api'
 
-// Settings the app reads (shared/settings.py); storage and identity wiring is added in the module.
+// Settings the app reads (shared/config/settings.py); storage and identity wiring is added in the module.
 var gatewaySettings = {
   GATEWAY_CATALOG: string(catalog)
   GATEWAY_RUNS_TABLE: runsTableName

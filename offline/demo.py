@@ -121,7 +121,7 @@ def print_alert(alert: dict[str, Any]) -> None:
     say("-" * min(100, len(alert["summary"])))
     facts = [
         ("where", f"{alert['target']} ({alert['location']})"),
-        ("batch" if alert["targetKind"] == "spark" else "pipeline", alert["pipeline"]),
+        ("batch" if alert.get("sparkPool") else "pipeline", alert["pipeline"]),
         ("status", f"{alert['status']} (Azure: {alert['upstreamStatus']})"),
         ("runs", f"gateway {alert['runId']} / Azure {alert['upstreamRunId']}"),
         ("when", f"{alert['start']} -> {alert['end']}"),
@@ -268,7 +268,7 @@ def on_call(stack: OfflineStack, alerts: list[dict[str, Any]]) -> bool:
         forwarder.start()
         try:
             posts = teams.wait_for(len(alerts), timeout=TIMEOUT_SECONDS)
-            history = app_context().registry.alert_history()
+            history = app_context().alert_history
             deadline = time.monotonic() + TIMEOUT_SECONDS
             while any(history.get(a["alertId"]) is None for a in alerts) and time.monotonic() < deadline:
                 time.sleep(0.2)

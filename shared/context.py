@@ -1,24 +1,28 @@
-"""The composition root: builds each dependency once per process, on first use.
+"""The composition root: builds each dependency once per context, on first use, and hands it out.
 
 Nothing heavy (azure-identity, requests, the Storage SDKs) is imported until a function needs it,
 so the host indexes the app quickly; and nothing here holds state that matters across instances.
+The process has one context (``app_context``); tests and the local host build their own.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.config.catalog import Catalog, DataFactoryTarget, SynapseTarget, load_catalog
+from shared.config.catalog import Catalog, load_catalog
 from shared.config.settings import Settings
 
 if TYPE_CHECKING:
+    from shared.alerts.history import AlertHistory
     from shared.azure.identity import TokenProvider
     from shared.azure.queues import JsonQueue
     from shared.azure.transport import UpstreamClient
-    from shared.kinds.pipelines import PipelineService
-    from shared.kinds.spark import SparkClient
+    from shared.runs.idempotency import IdempotencyKeys
     from shared.runs.registry import RunRegistry
+
+C = TypeVar("C")
 
 
 class AppContext:
@@ -29,7 +33,7 @@ class AppContext:
         self._upstream: UpstreamClient | None = None
         self._registry: RunRegistry | None = None
         self._queues: dict[str, JsonQueue] = {}
-        self._services: dict[str, PipelineService] = {}
+        self._clients: dict[tuple[str, ...], Any] = {}
 
     @property
     def catalog(self) -> Catalog:
@@ -37,11 +41,12 @@ class AppContext:
 
     @property
     def tokens(self) -> TokenProvider:
+        """The identity's tokens, one cached per audience."""
         with self._lock:
             if self._tokens is None:
-                from shared.azure.identity import token_provider
+                from shared.azure.identity import TokenProvider
 
-                self._tokens = token_provider(self.settings)
+                self._tokens = TokenProvider.from_settings(self.settings)
             return self._tokens
 
     @property
@@ -53,21 +58,38 @@ class AppContext:
                 self._upstream = UpstreamClient(new_session(), self.tokens, timeout=self.settings.upstream_timeout)
             return self._upstream
 
+    def client(self, key: tuple[str, ...], build: Callable[[], C]) -> C:
+        """The Azure client ``key`` names (a kind, a target...), built once: tokens and connections are shared."""
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = build()
+            return client
+
     @property
     def registry(self) -> RunRegistry:
         with self._lock:
             if self._registry is None:
                 from shared.runs.registry import RunRegistry
 
-                registry = RunRegistry.connect(
-                    table_name=self.settings.runs_table,
-                    endpoint=self.settings.table_service_uri,
-                    connection_string=self.settings.storage_connection_string,
-                    credential=self.tokens.credential,
-                )
+                registry = RunRegistry(self._table())
                 registry.ensure_table()
                 self._registry = registry
             return self._registry
+
+    @property
+    def idempotency(self) -> IdempotencyKeys:
+        """Idempotency keys live beside the runs, in the registry's table."""
+        from shared.runs.idempotency import IdempotencyKeys
+
+        return IdempotencyKeys(self.registry.table)
+
+    @property
+    def alert_history(self) -> AlertHistory:
+        """Alerts forwarded or acknowledged, kept beside the runs."""
+        from shared.alerts.history import AlertHistory
+
+        return AlertHistory(self.registry.table)
 
     @property
     def alerts(self) -> JsonQueue:
@@ -78,6 +100,11 @@ class AppContext:
     def poll_queue(self) -> JsonQueue:
         """Per-target poll work, when the poller fans out."""
         return self._queue(self.settings.poll_queue)
+
+    def _table(self) -> Any:
+        from shared.azure.storage import table_client
+
+        return table_client(self.settings, self.tokens.credential)
 
     def _queue(self, name: str) -> JsonQueue:
         with self._lock:
@@ -94,30 +121,6 @@ class AppContext:
                 queue.ensure_queue()
                 self._queues[name] = queue
             return queue
-
-    def spark(self, target: SynapseTarget, pool: str) -> SparkClient:
-        """The Livy client of one Spark pool (cheap to build; sessions and tokens are shared)."""
-        from shared.kinds.spark import SparkClient
-
-        return SparkClient(self.upstream, target, pool, scope=self.settings.synapse_scope)
-
-    def pipelines(self, target: DataFactoryTarget | SynapseTarget) -> PipelineService:
-        """The pipeline client of a target, built once per target."""
-        with self._lock:
-            service = self._services.get(target.name)
-            if service is None:
-                if isinstance(target, DataFactoryTarget):
-                    from shared.kinds.datafactory import DataFactoryClient
-
-                    service = DataFactoryClient(
-                        self.upstream, target, arm_endpoint=self.settings.arm_endpoint, scope=self.settings.arm_scope
-                    )
-                else:
-                    from shared.kinds.synapse import SynapsePipelineClient
-
-                    service = SynapsePipelineClient(self.upstream, target, scope=self.settings.synapse_scope)
-                self._services[target.name] = service
-            return service
 
 
 _context_lock = threading.Lock()

@@ -268,3 +268,9 @@ class StorageUnavailable(GatewayError):
     status = 503
     slug = "storage-unavailable"
     title = "The gateway's storage is unavailable"
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of an SDK error: enough to act on, never a token or a stack."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

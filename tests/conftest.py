@@ -60,23 +60,20 @@ def integration_config() -> EmulatorConfig:
 
 @contextmanager
 def own_stack(workdir: Path, config: EmulatorConfig | None = None) -> Iterator[OfflineStack]:
-    """A started stack the process's environment points at, restored (with a fresh identity) after.
+    """A started stack the process's environment points at, restored after.
 
     Restoring matters because one worker runs several folders, each with a stack of its own: the one
     that ends must not leave the next pointed at servers that have stopped.
     """
-    from shared.azure.identity import reset_token_provider
 
     saved = dict(os.environ)
     with OfflineStack(workdir, emulator_config=config or integration_config()) as stack:
         stack.apply_environment()
-        reset_token_provider()
         try:
             yield stack
         finally:
             os.environ.clear()
             os.environ.update(saved)
-            reset_token_provider()
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ the whole alert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from shared.alerts.build import duration_text
+from shared.alerts.model import Alert
+from shared.kinds.registry import studio_of
+from shared.runs.model import parse_iso
 
 TITLES = {
     "failed": "Run failed",
@@ -20,101 +22,93 @@ TITLES = {
     "overdue": "Run overdue",
     "unknown": "Run may not have started",
 }
-STUDIO_NAMES = {"datafactory": "ADF Studio", "synapse": "Synapse Studio", "spark": "Synapse Studio"}
 MAX_ACTIVITIES = 3
 LOG_LINES = 15
 MAX_TEXT = 1500
 
 
-def title(alert: Mapping[str, Any]) -> str:
-    return f"{TITLES.get(str(alert.get('kind')), 'Alert')}: {alert.get('target')}/{alert.get('pipeline')}"
+def title(alert: Alert) -> str:
+    return f"{TITLES.get(alert.kind, 'Alert')}: {alert.target}/{alert.pipeline}"
 
 
 def cut(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def facts(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
+def facts(alert: Alert) -> list[tuple[str, str]]:
     """The key facts, in the order an engineer reads them; absent ones are left out."""
-    status = str(alert.get("status") or "")
-    upstream = alert.get("upstreamStatus")
-    if upstream and upstream != status:
-        status += f" (Azure: {upstream})"
-    pipeline = str(alert.get("pipeline") or "")
-    if alert.get("sparkPool"):
-        pipeline += f" on Spark pool {alert['sparkPool']}"
-    caller = alert.get("caller")
-    if caller and alert.get("product"):
-        caller = f"{caller} (product {alert['product']})"
-    previous = alert.get("previousRuns") or []
-    history = "first failure" if alert.get("firstFailure", True) else "repeat failure"
-    if previous:
-        history += f"; previous runs: {', '.join(str(run.get('status')) for run in previous)}"
-    when = _span(alert.get("start"), alert.get("end"), alert.get("durationMs"))
+    status = alert.status
+    if alert.upstreamStatus and alert.upstreamStatus != status:
+        status += f" (Azure: {alert.upstreamStatus})"
+    pipeline = alert.pipeline
+    if alert.sparkPool:
+        pipeline += f" on Spark pool {alert.sparkPool}"
+    caller = alert.caller
+    if caller and alert.product:
+        caller = f"{caller} (product {alert.product})"
+    history = "first failure" if alert.firstFailure else "repeat failure"
+    if alert.previousRuns:
+        history += f"; previous runs: {', '.join(run.status for run in alert.previousRuns)}"
     candidates = [
-        ("Target", f"{alert.get('target')} ({alert['location']})" if alert.get("location") else alert.get("target")),
+        ("Target", f"{alert.target} ({alert.location})" if alert.location else alert.target),
         ("Pipeline", pipeline),
         ("Status", status),
-        ("When", when),
-        ("Run", alert.get("runId")),
-        ("Azure run", alert.get("upstreamRunId") or alert.get("appId")),
+        ("When", _span(alert)),
+        ("Run", alert.runId),
+        ("Azure run", alert.upstreamRunId or alert.appId),
         ("Caller", caller),
         ("History", history),
-        ("Alert", alert.get("alertId")),
+        ("Alert", alert.alertId),
     ]
     return [(name, str(value)) for name, value in candidates if value]
 
 
-def _span(start: Any, end: Any, duration_ms: Any) -> str | None:
+def _span(alert: Alert) -> str | None:
     """``2026-11-22 02:00:45 → 02:00:48 UTC (3s)``: the alert's ISO times, as people read them."""
-    try:
-        began = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-    except ValueError:
+    began = parse_iso(alert.start)
+    if began is None:
         return None
     text = f"{began:%Y-%m-%d %H:%M:%S}"
-    try:
-        ended = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
-    except ValueError:
+    ended = parse_iso(alert.end)
+    if ended is None:
         return f"{text} UTC, still running"
     text += f" → {ended:%H:%M:%S}" if ended.date() == began.date() else f" → {ended:%Y-%m-%d %H:%M:%S}"
-    return f"{text} UTC" + (f" ({duration_text(int(duration_ms))})" if isinstance(duration_ms, int) else "")
+    return f"{text} UTC" + (f" ({duration_text(alert.durationMs)})" if alert.durationMs is not None else "")
 
 
-def details(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
+def details(alert: Alert) -> list[tuple[str, str]]:
     """(heading, text) of the failed activities and Spark errors: the why, in Azure's words."""
     found: list[tuple[str, str]] = []
-    for activity in (alert.get("failedActivities") or [])[:MAX_ACTIVITIES]:
-        code = " ".join(str(part) for part in (activity.get("failureType"), activity.get("errorCode")) if part)
-        heading = f"Failed activity {activity.get('name')} ({activity.get('type')})" + (f", {code}" if code else "")
-        found.append((heading, cut(str(activity.get("message") or ""))))
-    errors = [str(error) for error in alert.get("errors") or []]
-    if errors:
-        found.append(("Spark errors", cut("\n".join(errors))))
-    if not found and alert.get("message"):
-        found.append(("Message", cut(str(alert["message"]))))
+    for activity in alert.failedActivities[:MAX_ACTIVITIES]:
+        code = " ".join(part for part in (activity.failureType, activity.errorCode) if part)
+        heading = f"Failed activity {activity.name} ({activity.type})" + (f", {code}" if code else "")
+        found.append((heading, cut(activity.message)))
+    if alert.errors:
+        found.append(("Spark errors", cut("\n".join(alert.errors))))
+    if not found and alert.message:
+        found.append(("Message", cut(alert.message)))
     return found
 
 
-def log_tail(alert: Mapping[str, Any]) -> str | None:
-    lines = [str(line) for line in alert.get("driverLogTail") or []]
+def log_tail(alert: Alert) -> str | None:
+    lines = alert.driverLogTail
     return cut("\n".join(lines[-LOG_LINES:]), 2500) if lines else None
 
 
-def links(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
-    found = alert.get("links") or {}
+def links(alert: Alert) -> list[tuple[str, str]]:
     named = []
-    if found.get("studio"):
-        named.append((f"Open in {STUDIO_NAMES.get(str(alert.get('targetKind')), 'the Studio')}", found["studio"]))
-    if found.get("run"):
-        named.append(("Run in the gateway", found["run"]))
+    if alert.links.get("studio"):
+        named.append((f"Open in {studio_of(alert.targetKind)}", alert.links["studio"]))
+    if alert.links.get("run"):
+        named.append(("Run in the gateway", alert.links["run"]))
     return named
 
 
-def teams_card(alert: Mapping[str, Any]) -> dict[str, Any]:
+def teams_card(alert: Alert) -> dict[str, Any]:
     """A Teams message with one Adaptive Card (1.4), as Incoming Webhooks and Workflows accept it."""
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": title(alert), "size": "Medium", "weight": "Bolder", "color": "Attention"},
-        {"type": "TextBlock", "text": cut(str(alert.get("summary") or "")), "wrap": True},
+        {"type": "TextBlock", "text": cut(alert.summary), "wrap": True},
         {"type": "FactSet", "facts": [{"title": name, "value": value} for name, value in facts(alert)]},
     ]
     for heading, text in details(alert):
@@ -152,9 +146,9 @@ def _code_section(heading: str, text: str) -> dict[str, Any]:
     }
 
 
-def slack_blocks(alert: Mapping[str, Any]) -> dict[str, Any]:
+def slack_blocks(alert: Alert) -> dict[str, Any]:
     """A Slack message in Block Kit; ``text`` is the notification and screen-reader fallback."""
-    summary = str(alert.get("summary") or "")
+    summary = alert.summary
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": cut(title(alert), 150), "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": cut(_mrkdwn(summary), 3000)}},
@@ -178,12 +172,12 @@ def slack_blocks(alert: Mapping[str, Any]) -> dict[str, Any]:
     return {"text": cut(summary, 3000), "blocks": blocks}
 
 
-def json_document(alert: Mapping[str, Any]) -> dict[str, Any]:
+def json_document(alert: Alert) -> dict[str, Any]:
     """The alert exactly as on the queue: receivers get the documented schema, versioned."""
-    return dict(alert)
+    return alert.queue_message()
 
 
-FORMATS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+FORMATS: dict[str, Callable[[Alert], dict[str, Any]]] = {
     "teams": teams_card,
     "slack": slack_blocks,
     "json": json_document,

@@ -23,17 +23,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from shared.alerts.formats import FORMATS
+from shared.alerts.model import Alert
 from shared.runs.model import utcnow
 
 if TYPE_CHECKING:
     import requests
 
+    from shared.alerts.history import AlertHistory
     from shared.config.settings import Settings
-    from shared.context import AppContext
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Webhook:
         parts = urlsplit(self._url)
         return f"{self._format} {parts.scheme}://{parts.netloc}"
 
-    def post(self, alert: Mapping[str, Any]) -> Delivery:
+    def post(self, alert: Alert) -> Delivery:
         import requests
 
         body = json.dumps(FORMATS[self._format](alert), separators=(",", ":")).encode()
@@ -146,12 +147,12 @@ class Webhook:
             if attempt < self._attempts:
                 if wait > MAX_WAIT_SECONDS:
                     break
-                _LOGGER.warning("Forwarding %s: %s; retrying in %.1fs", alert.get("alertId"), problem, wait)
+                _LOGGER.warning("Forwarding %s: %s; retrying in %.1fs", alert.alertId, problem, wait)
                 self._sleep(wait)
         raise DeliveryFailed(f"{problem}; the message will be retried")
 
-    def _headers(self, alert: Mapping[str, Any], body: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", ALERT_ID_HEADER: str(alert.get("alertId", ""))}
+    def _headers(self, alert: Alert, body: bytes) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", ALERT_ID_HEADER: alert.alertId}
         if self._secret and self._format == "json":
             timestamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = timestamp
@@ -166,10 +167,9 @@ def _retry_after(value: str | None) -> float:
         return 0.0  # an HTTP date: the doubling backoff will do
 
 
-def forward(context: AppContext, alert: Mapping[str, Any], webhook: Webhook) -> bool:
+def forward(history: AlertHistory, alert: Alert, webhook: Webhook) -> bool:
     """Posts the alert unless its id was forwarded before; records it. False for a repeat."""
-    history = context.registry.alert_history()
-    alert_id = str(alert["alertId"])
+    alert_id = alert.alertId
     earlier = history.get(alert_id)
     if earlier is not None and earlier.forwarded_at is not None:
         _LOGGER.info("Alert %s was forwarded at %s; dropping the repeat", alert_id, earlier.forwarded_at)

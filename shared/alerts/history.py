@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from shared.azure.storage import storage_errors
+from shared.alerts.model import Alert, read_alert
+from shared.azure.storage import split_property, storage_errors
 from shared.runs.model import target_of
 
 if TYPE_CHECKING:
@@ -26,15 +27,13 @@ if TYPE_CHECKING:
 _guarded = partial(storage_errors, what="the alert history", role="Storage Table Data Contributor")
 
 PARTITION = "_alerts"
-# Table string properties hold at most 32K UTF-16 characters; a longer alert is split across several.
-_CHUNK = 30_000
 # Open (unacknowledged) alerts are looked for among at most this many of the newest entries.
 SCAN_LIMIT = 1000
 
 
 @dataclass(frozen=True)
 class AlertRecord:
-    alert: dict[str, Any]
+    alert: Alert
     forwarded_at: datetime | None = None
     forwarded_to: str | None = None
     acknowledged_at: datetime | None = None
@@ -42,7 +41,7 @@ class AlertRecord:
 
     @property
     def alert_id(self) -> str:
-        return str(self.alert.get("alertId", ""))
+        return self.alert.alertId
 
 
 class AlertHistory:
@@ -59,12 +58,12 @@ class AlertHistory:
                 return None
         return _from_entity(entity)
 
-    def record_forwarded(self, alert: Mapping[str, Any], *, to: str, at: datetime) -> None:
+    def record_forwarded(self, alert: Alert, *, to: str, at: datetime) -> None:
         self._merge(alert, {"ForwardedAt": at, "ForwardedTo": to}, "record a forwarded alert")
 
-    def acknowledge(self, alert: Mapping[str, Any], *, by: str, at: datetime) -> AlertRecord:
+    def acknowledge(self, alert: Alert, *, by: str, at: datetime) -> AlertRecord:
         self._merge(alert, {"AcknowledgedAt": at, "AcknowledgedBy": by}, "record an acknowledgement")
-        record = self.get(str(alert["alertId"]))
+        record = self.get(alert.alertId)
         assert record is not None  # just written
         return record
 
@@ -80,8 +79,7 @@ class AlertHistory:
             entities = self._table.query_entities(
                 "PartitionKey eq @partition", parameters={"partition": PARTITION}, results_per_page=min(limit, 1000)
             )
-            for entity in entities:
-                record = _from_entity(entity)
+            for record in _records(entities):
                 found.append(record)
                 counted += not open_only or record.acknowledged_at is None
                 if counted >= limit or len(found) >= SCAN_LIMIT:
@@ -93,9 +91,9 @@ class AlertHistory:
         query = "PartitionKey eq @partition and RowKey ge @low and RowKey lt @high"
         params = {"partition": PARTITION, "low": prefix, "high": prefix[:-1] + chr(ord(":") + 1)}
         with _guarded("list the alerts of a run"):
-            return [_from_entity(entity) for entity in self._table.query_entities(query, parameters=params)]
+            return list(_records(self._table.query_entities(query, parameters=params)))
 
-    def _merge(self, alert: Mapping[str, Any], changes: dict[str, Any], action: str) -> None:
+    def _merge(self, alert: Alert, changes: dict[str, Any], action: str) -> None:
         from azure.data.tables import UpdateMode
 
         entity = {**_alert_properties(alert), **changes}
@@ -112,27 +110,41 @@ def row_key(alert_id: str) -> str:
     return f"{run_id.partition('.')[2]}:{target}:{kind}"
 
 
-def _alert_properties(alert: Mapping[str, Any]) -> dict[str, Any]:
-    text = json.dumps(alert, separators=(",", ":"), sort_keys=True)
-    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
+def _alert_properties(alert: Alert) -> dict[str, Any]:
+    text = json.dumps(alert.queue_message(), separators=(",", ":"), sort_keys=True)
+    chunks = split_property(text)
     entity: dict[str, Any] = {
         "PartitionKey": PARTITION,
-        "RowKey": row_key(str(alert["alertId"])),
-        "AlertId": str(alert["alertId"]),
-        "RunId": str(alert.get("runId") or ""),
-        "Summary": str(alert.get("summary") or "")[:1000],
+        "RowKey": row_key(alert.alertId),
+        "AlertId": alert.alertId,
+        "RunId": alert.runId,
+        "Summary": alert.summary[:1000],
         "AlertChunks": len(chunks),
     }
     entity.update({f"Alert{index}": chunk for index, chunk in enumerate(chunks)})
     return entity
 
 
-def _from_entity(entity: Mapping[str, Any]) -> AlertRecord:
+def _from_entity(entity: Mapping[str, Any]) -> AlertRecord | None:
+    """The record, or None for an entity whose alert JSON is unreadable (only ever written whole)."""
     text = "".join(entity.get(f"Alert{index}", "") for index in range(int(entity.get("AlertChunks", 0))))
+    try:
+        alert = read_alert(json.loads(text))
+    except ValueError:
+        alert = None
+    if alert is None:
+        return None
     return AlertRecord(
-        alert=json.loads(text) if text else {"alertId": entity.get("AlertId"), "summary": entity.get("Summary")},
+        alert=alert,
         forwarded_at=entity.get("ForwardedAt"),
         forwarded_to=entity.get("ForwardedTo"),
         acknowledged_at=entity.get("AcknowledgedAt"),
         acknowledged_by=entity.get("AcknowledgedBy"),
     )
+
+
+def _records(entities: Iterable[Mapping[str, Any]]) -> Iterable[AlertRecord]:
+    for entity in entities:
+        record = _from_entity(entity)
+        if record is not None:
+            yield record

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import azure.functions as func
 
@@ -14,18 +13,12 @@ from shared.api.http import (
     json_response,
     read_json,
 )
-from shared.api.requests import (
-    CancelRequest,
-    RerunRequest,
-    SparkBatchRequest,
-    StartRunRequest,
-    parse_body,
-    validate_name,
-)
-from shared.api.views import chain_view, run_view, target_view
+from shared.api.requests import CancelRequest, RerunRequest, parse_body, validate_name
+from shared.api.views import RunPage, RunView, chain_view, run_view, target_view
 from shared.config import names
 from shared.context import app_context
-from shared.errors import ConfigurationError, TargetNotFound, ValidationFailed
+from shared.errors import ConfigurationError, ValidationFailed
+from shared.kinds.registry import kind_for
 from shared.runs.model import Run, RunStatus
 from shared.runs.service import Caller, RunService
 from shared.telemetry import tracing as telemetry
@@ -44,12 +37,24 @@ def _caller(req: func.HttpRequest) -> Caller:
 
 
 def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
+    return _start(req, "pipelines", validate_name(names.PIPELINE, req.route_params.get("pipeline", ""), "pipeline"))
+
+
+def start_spark_batch(req: func.HttpRequest) -> func.HttpResponse:
+    return _start(req, "sparkpools", validate_name(names.SPARK_POOL, req.route_params.get("pool", ""), "pool"))
+
+
+def _start(req: func.HttpRequest, family: str, resource: str) -> func.HttpResponse:
+    """A start on ``/targets/{target}/{family}/{resource}/...``: the target's kind for that family
+    validates the body and starts it."""
     context = app_context()
     target_name = validate_name(names.TARGET, req.route_params.get("target", ""), "target")
-    pipeline = validate_name(names.PIPELINE, req.route_params.get("pipeline", ""), "pipeline")
     key = _idempotency_key(req)
-    body = parse_body(StartRunRequest, read_json(req, context.settings.max_body_bytes))
-    result = RunService(context).start_pipeline_run(target_name, pipeline, body, _caller(req), key)
+    raw = read_json(req, context.settings.max_body_bytes)
+    target = context.catalog.get(target_name)
+    kind = kind_for(family, target)
+    body = parse_body(kind.request_model, raw)
+    result = RunService(context).start(kind, target, resource, body, _caller(req), key)
     return _accepted(req, result.run, replayed=result.replayed)
 
 
@@ -65,28 +70,17 @@ def _idempotency_key(req: func.HttpRequest) -> str | None:
 
 def _accepted(req: func.HttpRequest, run: Run, *, replayed: bool) -> func.HttpResponse:
     view = _run_view(req, run)
-    headers = {"Location": view["links"]["self"]}
+    headers = {"Location": view.links["self"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(view, 202, headers)
-
-
-def start_spark_batch(req: func.HttpRequest) -> func.HttpResponse:
-    context = app_context()
-    target_name = validate_name(names.TARGET, req.route_params.get("target", ""), "target")
-    pool = validate_name(names.SPARK_POOL, req.route_params.get("pool", ""), "pool")
-    key = _idempotency_key(req)
-    body = parse_body(SparkBatchRequest, read_json(req, context.settings.max_body_bytes))
-    result = RunService(context).start_spark_batch(target_name, pool, body, _caller(req), key)
-    return _accepted(req, result.run, replayed=result.replayed)
+    return json_response(view.json_view(), 202, headers)
 
 
 def get_run(req: func.HttpRequest) -> func.HttpResponse:
     context = app_context()
     run = context.registry.get(req.route_params.get("id", ""))
-    view = _run_view(req, run)
-    view["chain"] = chain_view(RunService(context).chain(run))
-    return json_response(view)
+    view = _run_view(req, run).model_copy(update={"chain": chain_view(RunService(context).chain(run))})
+    return json_response(view.json_view())
 
 
 def cancel_run(req: func.HttpRequest) -> func.HttpResponse:
@@ -106,11 +100,11 @@ def rerun(req: func.HttpRequest) -> func.HttpResponse:
 
 def get_target(req: func.HttpRequest) -> func.HttpResponse:
     """The target as the caller may see it, and a live check of the identity's access to it."""
-    from shared.kinds.diagnostics import diagnose
+    from shared.api.diagnostics import diagnose
 
     context = app_context()
     target = context.catalog.get(validate_name(names.TARGET, req.route_params.get("target", ""), "target"))
-    return json_response(diagnose(context, target, req.headers.get(PRODUCT_HEADER) or None))
+    return json_response(diagnose(context, target, req.headers.get(PRODUCT_HEADER) or None).json_view())
 
 
 LIST_FILTERS = ("target", "pipeline", "status", "since", "limit", "continuation")
@@ -152,15 +146,14 @@ def list_runs(req: func.HttpRequest) -> func.HttpResponse:
         limit=limit,
         continuation=req.params.get("continuation"),
     )
-    page: dict[str, object] = {"value": [_run_view(req, run) for run in runs], "continuation": token}
-    if token:
-        page["nextLink"] = f"{base_url(req, context.settings.public_base_url)}/runs?continuation={token}"
-    return json_response(page)
+    next_link = f"{base_url(req, context.settings.public_base_url)}/runs?continuation={token}" if token else None
+    page = RunPage(value=[_run_view(req, run) for run in runs], continuation=token, nextLink=next_link)
+    return json_response(page.json_view())
 
 
 def list_targets(req: func.HttpRequest) -> func.HttpResponse:
     product = req.headers.get(PRODUCT_HEADER) or None
-    targets = [target_view(t, product) for t in app_context().catalog.targets]
+    targets = [target_view(t, product).json_view() for t in app_context().catalog.targets]
     return json_response({"value": targets})
 
 
@@ -173,15 +166,10 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"status": "ok"})
 
 
-def _run_view(req: func.HttpRequest, run: Run) -> dict[str, Any]:
+def _run_view(req: func.HttpRequest, run: Run) -> RunView:
     context = app_context()
-    try:
-        target = context.catalog.get(run.target)
-    except TargetNotFound:
-        target = None  # removed from the catalog since: the record still shows
-    return run_view(
-        run, base_url=base_url(req, context.settings.public_base_url), target=target, settings=context.settings
-    )
+    settings = context.settings
+    return run_view(run, catalog=context.catalog, settings=settings, base_url=base_url(req, settings.public_base_url))
 
 
 def _since(raw: str | None) -> datetime | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import (
     BodyTooLarge,
@@ -53,12 +54,38 @@ def json_response(
     )
 
 
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: what went wrong and what to fix, with the gateway's extensions."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    correlationId: str | None = Field(description="Identifies the request in the gateway's logs.")
+    errors: list[FieldProblem] | None = Field(default=None, description="Each field that failed, and why.")
+    retryAfter: int | None = None
+    upstreamStatus: int | None = None
+    upstreamCode: str | None = None
+    upstreamRequestId: str | None = Field(default=None, description="Azure's request id, for Azure support.")
+
+    def json_view(self) -> dict[str, Any]:
+        """Members that do not apply are left out; ``correlationId`` is always there."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if v is not None or k == "correlationId"}
+
+
 def problem_response(error: GatewayError, instance: str | None = None) -> func.HttpResponse:
-    document = error.problem()
-    document["correlationId"] = telemetry.correlation_id()
+    problem = Problem.model_validate({**error.problem(), "correlationId": telemetry.correlation_id()})
     if instance:
-        document["instance"] = instance
-    return json_response(document, error.status, error.headers, mimetype=PROBLEM_JSON)
+        problem = problem.model_copy(update={"instance": instance})
+    return json_response(problem.json_view(), error.status, error.headers, mimetype=PROBLEM_JSON)
 
 
 def endpoint(handler: Handler) -> Handler:

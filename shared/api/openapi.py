@@ -12,13 +12,27 @@ import re
 import sys
 from typing import Any
 
-from shared.api.requests import CancelRequest, RerunRequest, SparkBatchRequest, StartRunRequest
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
+
+from shared.api.http import Problem
+from shared.api.requests import CancelRequest, RerunRequest
+from shared.api.views import RunPage, RunView, TargetDiagnostics, TargetView
 from shared.functions.index import registered_functions
+from shared.kinds.registry import KINDS
 from shared.runs.model import RunStatus
 
 TITLE = "Pipeline Gateway"
-REQUEST_MODELS = (StartRunRequest, SparkBatchRequest, CancelRequest, RerunRequest)
 VERSION = "1.0.0"
+REF = "#/components/schemas/"
+# Each kind's start body, then the bodies every kind shares.
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    *dict.fromkeys(kind.request_model for kind in KINDS),
+    CancelRequest,
+    RerunRequest,
+)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (RunView, RunPage, TargetView, TargetDiagnostics, Problem)
+PUBLIC_NAMES = {"RunView": "Run", "TargetView": "Target", "RuleView": "AccessRule", "ChainLink": "RunChainLink"}
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _PROBLEM_CONTENT = {"application/problem+json": {"schema": _PROBLEM_REF}}
@@ -189,144 +203,43 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
 }
 
-_NULLABLE_STRING = {"type": "string", "nullable": True}
-_NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
-SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "instance": {"type": "string"},
-            "correlationId": _NULLABLE_STRING,
-            "errors": {
-                "type": "array",
-                "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
-            },
-            "retryAfter": {"type": "integer"},
-            "upstreamStatus": {"type": "integer"},
-            "upstreamCode": {"type": "string"},
-            "upstreamRequestId": {"type": "string"},
-        },
-    },
-    "Run": {
-        "type": "object",
-        "required": ["id", "target", "kind", "pipeline", "status", "createdAt", "links"],
-        "properties": {
-            "id": {"type": "string"},
-            "target": {"type": "string"},
-            "kind": {"type": "string", "enum": ["datafactory", "synapse", "spark"]},
-            "pipeline": {"type": "string"},
-            "sparkPool": {"type": "string"},
-            "status": {"type": "string", "enum": list(RunStatus.ALL)},
-            "upstreamStatus": _NULLABLE_STRING,
-            "upstreamRunId": _NULLABLE_STRING,
-            "message": {"type": "string"},
-            "parameters": {"type": "object", "additionalProperties": True},
-            "options": {"type": "object", "additionalProperties": True},
-            "createdAt": {"type": "string", "format": "date-time"},
-            "updatedAt": _NULLABLE_TIME,
-            "runStart": _NULLABLE_TIME,
-            "runEnd": _NULLABLE_TIME,
-            "durationMs": {"type": "integer", "nullable": True},
-            "appId": _NULLABLE_STRING,
-            "cancelRequestedAt": _NULLABLE_TIME,
-            "chain": {
-                "type": "array",
-                "description": "The rerun chain through this run, oldest first (GET of one run only).",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "status": {"type": "string"},
-                        "createdAt": {"type": "string", "format": "date-time"},
-                    },
-                },
-            },
-            "rerunOf": _NULLABLE_STRING,
-            "rerunBy": _NULLABLE_STRING,
-            "correlationId": _NULLABLE_STRING,
-            "links": {
-                "type": "object",
-                "required": ["self"],
-                "properties": {"self": {"type": "string"}, "studio": {"type": "string"}},
-            },
-        },
-    },
-    "RunPage": {
-        "type": "object",
-        "required": ["value"],
-        "properties": {
-            "value": {"type": "array", "items": _RUN},
-            "continuation": _NULLABLE_STRING,
-            "nextLink": {"type": "string"},
-        },
-    },
-    "TargetDiagnostics": {
-        "type": "object",
-        "required": ["target", "healthy", "checks"],
-        "properties": {
-            "target": {"$ref": "#/components/schemas/Target"},
-            "healthy": {"type": "boolean"},
-            "checks": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "call", "ok"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "call": {"type": "string"},
-                        "ok": {"type": "boolean"},
-                        "facts": {"type": "object", "additionalProperties": True},
-                        "detail": {"type": "string"},
-                        "skipped": {"type": "string"},
-                        "upstreamStatus": {"type": "integer", "nullable": True},
-                        "upstreamCode": _NULLABLE_STRING,
-                        "upstreamRequestId": _NULLABLE_STRING,
-                    },
-                },
-            },
-        },
-    },
-    "AccessRule": {
-        "type": "object",
-        "properties": {"match": {"type": "string"}, "maxDurationMinutes": {"type": "integer", "nullable": True}},
-    },
-    "Target": {
-        "type": "object",
-        "required": ["name", "kind", "pipelines"],
-        "properties": {
-            "name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["datafactory", "synapse"]},
-            "factoryName": {"type": "string"},
-            "workspaceName": {"type": "string"},
-            "pipelines": {"type": "array", "items": {"$ref": "#/components/schemas/AccessRule"}},
-            "sparkPools": {"type": "array", "items": {"$ref": "#/components/schemas/AccessRule"}},
-        },
-    },
-}
 
-
-def _openapi_schema(model: Any) -> dict[str, Any]:
+def _openapi(node: Any) -> Any:
     """A pydantic JSON schema made OpenAPI 3.0-friendly (``nullable`` instead of ``null`` types)."""
-    schema: dict[str, Any] = model.model_json_schema()
+    if isinstance(node, dict):
+        options = node.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+            other = next(o for o in options if o != {"type": "null"})
+            node = {**{k: v for k, v in node.items() if k != "anyOf"}, **other, "nullable": True}
+        if isinstance(node.get("title"), str):  # pydantic's title annotation, not a property named "title"
+            node = {k: v for k, v in node.items() if k != "title"}
+        return {k: _openapi(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_openapi(v) for v in node]
+    return node
 
-    def convert(node: Any) -> Any:
-        if isinstance(node, dict):
-            options = node.get("anyOf")
-            if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
-                other = next(o for o in options if o != {"type": "null"})
-                node = {**{k: v for k, v in node.items() if k != "anyOf"}, **other, "nullable": True}
-            node.pop("title", None)
-            return {k: convert(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [convert(v) for v in node]
-        return node
 
-    return dict(convert(schema))
+def _public(node: Any) -> Any:
+    """Component names as the API has always published them, whatever the Python class is called."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF):
+            return {**node, "$ref": REF + PUBLIC_NAMES.get(ref.removeprefix(REF), ref.removeprefix(REF))}
+        return {k: _public(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_public(v) for v in node]
+    return node
+
+
+def schemas(models: dict[type[BaseModel], JsonSchemaMode]) -> dict[str, Any]:
+    """Component schemas of the models and of every model they refer to."""
+    found: dict[str, Any] = {}
+    for model, mode in models.items():
+        schema = model.model_json_schema(ref_template=REF + "{model}", mode=mode)
+        for nested, definition in schema.pop("$defs", {}).items():
+            found.setdefault(PUBLIC_NAMES.get(nested, nested), _public(_openapi(definition)))
+        found[PUBLIC_NAMES.get(model.__name__, model.__name__)] = _public(_openapi(schema))
+    return dict(sorted(found.items()))
 
 
 def _path(route: str) -> str:
@@ -357,10 +270,12 @@ def build(app: Any) -> dict[str, Any]:
         },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {
-                **SCHEMAS,
-                **{model.__name__: _openapi_schema(model) for model in REQUEST_MODELS},
-            },
+            "schemas": schemas(
+                {
+                    **{model: "validation" for model in REQUEST_MODELS},
+                    **{model: "serialization" for model in RESPONSE_MODELS},
+                }
+            ),
             "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
         },
         "security": [{"functionKey": []}],

@@ -1,74 +1,169 @@
-"""How runs and targets look to callers (JSON, camelCase) — one place, shared by API and CLI."""
+"""How runs and targets look to callers: typed views (JSON, camelCase), shared by the API and the CLI,
+from which openapi.json's response schemas are derived."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from shared.config.catalog import AccessRule, DataFactoryTarget, SynapseTarget
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from shared.config.catalog import Catalog
 from shared.config.settings import Settings
-from shared.kinds.links import studio_run_link
-from shared.runs.model import Run
+from shared.config.targets import AccessRule, TargetEntry
+from shared.errors import TargetNotFound
+from shared.kinds.checks import Check
+from shared.kinds.registry import RUN_KINDS, TARGET_KINDS, kind_named, kinds_of
+from shared.runs.model import Run, RunStatus, iso_time
+
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
-def iso_time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+class View(BaseModel):
+    # extra="forbid": a kind whose target lists something new must add it to TargetView.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    def json_view(self) -> dict[str, Any]:
+        """The view as JSON; optional members that do not apply are left out rather than null."""
+        omitted = {name for name in self.OMITTED_WHEN_NONE if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=omitted)
 
 
-def run_view(
-    run: Run, *, base_url: str, target: DataFactoryTarget | SynapseTarget | None, settings: Settings
-) -> dict[str, Any]:
-    links: dict[str, str] = {"self": f"{base_url}/runs/{run.id}"}
-    if target is not None and run.upstream_run_id and run.kind != "spark":
-        links["studio"] = studio_run_link(
-            target, run.upstream_run_id, adf_studio=settings.adf_studio_url, synapse_studio=settings.synapse_studio_url
-        )
-    view: dict[str, Any] = {
-        "id": run.id,
-        "target": run.target,
-        "kind": run.kind,
-        "pipeline": run.pipeline,
-        "status": run.status,
-        "upstreamStatus": run.upstream_status,
-        "upstreamRunId": run.upstream_run_id,
-        "message": run.message,
-        "parameters": run.parameters,
-        "options": run.options,
-        "createdAt": iso_time(run.created_at),
-        "updatedAt": iso_time(run.updated_at),
-        "runStart": iso_time(run.run_start),
-        "runEnd": iso_time(run.run_end),
-        "durationMs": run.duration_ms,
-        "appId": run.app_id,
-        "cancelRequestedAt": iso_time(run.cancel_requested_at),
-        "rerunOf": run.rerun_of,
-        "rerunBy": run.rerun_by,
-        "correlationId": run.correlation_id,
-        "links": links,
-    }
-    if run.spark_pool:
-        view["sparkPool"] = run.spark_pool
-    return view
+class ChainLink(View):
+    id: str
+    status: str
+    createdAt: Timestamp | None
 
 
-def chain_view(chain: list[Run]) -> list[dict[str, Any]]:
-    return [{"id": r.id, "status": r.status, "createdAt": iso_time(r.created_at)} for r in chain]
+class RunView(View):
+    """A run as callers see it."""
+
+    id: str
+    target: str
+    kind: Annotated[str, Field(json_schema_extra={"enum": list(RUN_KINDS)})]
+    pipeline: str = Field(description="The pipeline name, or the batch name of a Spark batch.")
+    sparkPool: str | None = None
+    status: Annotated[str, Field(json_schema_extra={"enum": list(RunStatus.ALL)})]
+    upstreamStatus: str | None
+    upstreamRunId: str | None
+    message: str
+    parameters: dict[str, Any]
+    options: dict[str, Any]
+    createdAt: Timestamp
+    updatedAt: Timestamp | None
+    runStart: Timestamp | None
+    runEnd: Timestamp | None
+    durationMs: int | None
+    appId: str | None
+    cancelRequestedAt: Timestamp | None
+    rerunOf: str | None
+    rerunBy: str | None
+    correlationId: str | None
+    links: dict[str, str] = Field(description="`self` (when the public URL is known) and `studio`.")
+    chain: list[ChainLink] | None = Field(
+        default=None, description="The rerun chain through this run, oldest first (GET of one run only)."
+    )
+
+    OMITTED_WHEN_NONE = ("sparkPool", "chain")
 
 
-def _rules(rules: tuple[AccessRule, ...], product: str | None) -> list[dict[str, Any]]:
+class RunPage(View):
+    value: list[RunView]
+    continuation: str | None
+    nextLink: str | None = None
+
+    OMITTED_WHEN_NONE = ("nextLink",)
+
+    def json_view(self) -> dict[str, Any]:
+        page = super().json_view()
+        page["value"] = [run.json_view() for run in self.value]
+        return page
+
+
+class RuleView(View):
+    match: str
+    maxDurationMinutes: int | None
+
+
+class TargetView(View):
+    """A target as a caller may see it: only what its product may start; no subscription ids."""
+
+    name: str
+    kind: Annotated[str, Field(json_schema_extra={"enum": sorted(TARGET_KINDS)})]
+    pipelines: list[RuleView]
+    factoryName: str | None = None
+    workspaceName: str | None = None
+    sparkPools: list[RuleView] | None = None
+
+    OMITTED_WHEN_NONE = ("factoryName", "workspaceName", "sparkPools")
+
+
+def run_view(run: Run, *, catalog: Catalog, settings: Settings, base_url: str | None) -> RunView:
+    """``base_url``: where callers reach the API; without it the view has no ``self`` link."""
+    links: dict[str, str] = {"self": f"{base_url}/runs/{run.id}"} if base_url else {}
+    try:
+        target = catalog.get(run.target)
+    except TargetNotFound:
+        target = None  # removed from the catalog since: the record still shows
+    if target is not None:
+        links.update(kind_named(run.kind).links(target, run, app_id=run.app_id, settings=settings))
+    return RunView(
+        id=run.id,
+        target=run.target,
+        kind=run.kind,
+        pipeline=run.pipeline,
+        sparkPool=run.spark_pool,
+        status=run.status,
+        upstreamStatus=run.upstream_status,
+        upstreamRunId=run.upstream_run_id,
+        message=run.message,
+        parameters=run.parameters,
+        options=run.options,
+        createdAt=iso_time(run.created_at) or "",
+        updatedAt=iso_time(run.updated_at),
+        runStart=iso_time(run.run_start),
+        runEnd=iso_time(run.run_end),
+        durationMs=run.duration_ms,
+        appId=run.app_id,
+        cancelRequestedAt=iso_time(run.cancel_requested_at),
+        rerunOf=run.rerun_of,
+        rerunBy=run.rerun_by,
+        correlationId=run.correlation_id,
+        links=links,
+    )
+
+
+def chain_view(chain: list[Run]) -> list[ChainLink]:
+    return [ChainLink(id=r.id, status=r.status, createdAt=iso_time(r.created_at)) for r in chain]
+
+
+def _rules(rules: tuple[AccessRule, ...], product: str | None) -> list[RuleView]:
     return [
-        {"match": rule.match, "maxDurationMinutes": rule.max_duration_minutes}
+        RuleView(match=rule.match, maxDurationMinutes=rule.max_duration_minutes)
         for rule in rules
         if rule.allows_product(product)
     ]
 
 
-def target_view(target: DataFactoryTarget | SynapseTarget, product: str | None) -> dict[str, Any]:
-    """A target as a caller may see it: only what its product may start; no subscription ids."""
-    view: dict[str, Any] = {"name": target.name, "kind": target.kind, "pipelines": _rules(target.pipelines, product)}
-    if isinstance(target, DataFactoryTarget):
-        view["factoryName"] = target.factory_name
-    else:
-        view["workspaceName"] = target.workspace_name
-        view["sparkPools"] = _rules(target.spark_pools, product)
-    return view
+def target_view(target: TargetEntry, product: str | None) -> TargetView:
+    """What each kind working on the target lets ``product`` start, under the kind's list name."""
+    lists = {kind.rules_field: _rules(kind.rules(target), product) for kind in kinds_of(target)}
+    return TargetView.model_validate(
+        {"name": target.name, "kind": target.kind, "pipelines": [], **target.described(), **lists}
+    )
+
+
+class TargetDiagnostics(View):
+    """A target as the caller may see it, and whether the gateway's identity reaches it."""
+
+    target: TargetView
+    healthy: bool
+    checks: list[Check]
+
+    def json_view(self) -> dict[str, Any]:
+        return {
+            "target": self.target.json_view(),
+            "healthy": self.healthy,
+            "checks": [check.model_dump(mode="json", exclude_none=True) for check in self.checks],
+        }

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from shared.config.settings import Settings
-from shared.errors import IdentityUnavailable
+from shared.errors import IdentityUnavailable, first_line
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
@@ -61,6 +61,12 @@ class TokenProvider:
         self._lock = threading.Lock()
         self._tokens: dict[str, _Cached] = {}
         self._renewing: dict[str, str | None] = {}  # scope -> claims for the next fetch
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenProvider:
+        """The provider of the identity the settings name; the composition root keeps one per process."""
+        identity = create_credential(settings)
+        return cls(identity.credential, description=identity.description, claims_renewal=identity.claims_renewal)
 
     @property
     def credential(self) -> TokenCredential:
@@ -131,15 +137,9 @@ class _ExplainingCredential:
         except (AzureError, ValueError) as exc:
             scope = " ".join(scopes)
             raise IdentityUnavailable(
-                f"{self._description} could not get a token for {scope}: {_reason(exc)}",
+                f"{self._description} could not get a token for {scope}: {first_line(exc)}",
                 extensions={"scope": scope},
             ) from exc
-
-
-def _reason(exc: Exception) -> str:
-    """The first line of an identity error: enough to act on, never a token."""
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
 
 
 class Identity(NamedTuple):
@@ -168,26 +168,3 @@ def create_credential(settings: Settings) -> Identity:
     return Identity(
         DefaultAzureCredential(exclude_interactive_browser_credential=True), description, claims_renewal=False
     )
-
-
-_provider_lock = threading.Lock()
-_provider: TokenProvider | None = None
-
-
-def token_provider(settings: Settings) -> TokenProvider:
-    """The process's single token provider."""
-    global _provider
-    with _provider_lock:
-        if _provider is None:
-            identity = create_credential(settings)
-            _provider = TokenProvider(
-                identity.credential, description=identity.description, claims_renewal=identity.claims_renewal
-            )
-        return _provider
-
-
-def reset_token_provider() -> None:
-    """Drops the process's provider; for tests that change the identity settings."""
-    global _provider
-    with _provider_lock:
-        _provider = None

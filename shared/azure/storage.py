@@ -1,4 +1,4 @@
-"""Options shared by the Storage SDK clients (registry table, queues).
+"""What the Storage SDK clients (the registry's table, the queues) share: options, errors, limits.
 
 azure-core's defaults retry a refused connection for many seconds; a caller waiting on a start request
 is better served by a quick 503 with the poller repairing state later, so retries are fewer and shorter.
@@ -9,9 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.errors import GatewayError, IdentityUnavailable, StorageUnavailable
+from shared.errors import ConfigurationError, GatewayError, IdentityUnavailable, StorageUnavailable, first_line
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+
+    from shared.config.settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -23,6 +29,32 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 30,
 }
+
+
+# Table string properties hold at most 32K UTF-16 characters; longer text is split across several.
+PROPERTY_CHUNK = 30_000
+
+
+def split_property(text: str) -> list[str]:
+    """``text`` in pieces that each fit a Table string property."""
+    return [text[i : i + PROPERTY_CHUNK] for i in range(0, len(text), PROPERTY_CHUNK)]
+
+
+def table_client(settings: Settings, credential: TokenCredential) -> TableClient:
+    """The gateway's table: identity-based when the endpoint is set, else from a connection string."""
+    from azure.data.tables import TableClient
+
+    if settings.table_service_uri:
+        return TableClient(
+            endpoint=settings.table_service_uri, table_name=settings.runs_table, credential=credential, **CLIENT_OPTIONS
+        )
+    if settings.storage_connection_string:
+        return TableClient.from_connection_string(
+            settings.storage_connection_string, table_name=settings.runs_table, **CLIENT_OPTIONS
+        )
+    raise ConfigurationError(
+        "No run registry: set GATEWAY_STORAGE__tableServiceUri (identity-based) or GATEWAY_STORAGE (connection string)."
+    )
 
 
 class ConcurrentUpdate(Exception):
@@ -62,15 +94,10 @@ def storage_failure(exc: Exception, what: str, role: str) -> GatewayError:
     status = getattr(exc, "status_code", None)
     if isinstance(exc, ClientAuthenticationError) and status is None:
         return IdentityUnavailable(
-            f"The gateway's identity could not get a Storage token for {what}: {_first_line(exc)}"
+            f"The gateway's identity could not get a Storage token for {what}: {first_line(exc)}"
         )
     if isinstance(exc, HttpResponseError) and status in (401, 403):
         return StorageUnavailable(
             f"Storage refused the gateway's identity for {what} ({status}); it needs {role} on the storage account."
         )
     return StorageUnavailable(f"{what[0].upper()}{what[1:]} is unavailable; try again shortly.")
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__

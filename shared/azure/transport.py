@@ -16,14 +16,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
-
 from shared.azure.identity import TokenSource
+
+if TYPE_CHECKING:  # requests is imported on the first call, off the cold-start path
+    import requests
 from shared.errors import (
     OutcomeUnknown,
     UpstreamBadResponse,
@@ -64,6 +63,9 @@ class UpstreamResponse:
 
 
 def new_session(pool_size: int = 32) -> requests.Session:
+    import requests
+    from requests.adapters import HTTPAdapter
+
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
@@ -98,6 +100,8 @@ class UpstreamClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
     ) -> UpstreamResponse:
+        import requests
+
         waited = 0.0
         attempt = 0
         refreshed_token = False
@@ -161,6 +165,8 @@ class UpstreamClient:
         return delay
 
     def _transport_error(self, operation: Operation, exc: requests.RequestException) -> UpstreamError:
+        import requests
+
         never_sent = isinstance(exc, requests.ConnectTimeout) or _is_refused(exc)
         if operation.creates and not never_sent:
             return OutcomeUnknown(
@@ -201,6 +207,8 @@ class UpstreamClient:
 
 
 def _is_refused(exc: requests.RequestException) -> bool:
+    from urllib3.exceptions import NewConnectionError
+
     reason = exc.args[0] if exc.args else None
     inner = getattr(reason, "reason", None)
     return isinstance(reason, NewConnectionError) or isinstance(inner, NewConnectionError)

@@ -14,10 +14,10 @@ queue the forwarder consumes is only ever peeked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from shared.alerts.history import AlertHistory, AlertRecord
+from shared.alerts.model import Alert, read_alert
 from shared.azure.queues import JsonQueue, Received
 from shared.context import AppContext
 from shared.errors import GatewayError, NotFound
@@ -43,20 +43,17 @@ class Waiting:
 
 @dataclass(frozen=True)
 class Entry:
-    alert: dict[str, Any]
+    alert: Alert
     state: str
     record: AlertRecord | None = None
 
     @property
     def alert_id(self) -> str:
-        return str(self.alert.get("alertId", ""))
+        return self.alert.alertId
 
     @property
     def raised_at(self) -> datetime:
-        try:
-            return datetime.fromisoformat(str(self.alert.get("raisedAt")).replace("Z", "+00:00"))
-        except ValueError:
-            return datetime.min.replace(tzinfo=UTC)
+        return self.alert.raised
 
 
 @dataclass(frozen=True)
@@ -95,9 +92,8 @@ class Inbox:
         queued_state = Waiting.FORWARDING if self.forwarding else Waiting.QUEUED
         for name, state in ((self.poison_name, Waiting.UNDELIVERED), (self.queue_name, queued_state)):
             for alert in self._read(name, limit, browse=(name == self.poison_name or not self.forwarding)):
-                alert_id = str(alert.get("alertId", ""))
-                if alert_id not in entries and alert_id not in acknowledged:
-                    entries[alert_id] = Entry(alert, state)
+                if alert.alertId not in entries and alert.alertId not in acknowledged:
+                    entries[alert.alertId] = Entry(alert, state)
         return sorted(entries.values(), key=lambda entry: entry.raised_at, reverse=True)[:limit]
 
     def find(self, fragment: str) -> Entry:
@@ -131,7 +127,7 @@ class Inbox:
         return Acknowledgement(record, removed, already=False)
 
     def _history(self) -> AlertHistory:
-        return self._context.registry.alert_history()
+        return self._context.alert_history
 
     def _queue(self, name: str) -> JsonQueue:
         queue = self._queues.get(name)
@@ -146,13 +142,14 @@ class Inbox:
             self._queues[name] = queue
         return queue
 
-    def _read(self, name: str, limit: int, *, browse: bool) -> list[dict[str, Any]]:
+    def _read(self, name: str, limit: int, *, browse: bool) -> list[Alert]:
         queue = self._queue(name)
         count = queue.count()
         if count == 0:
             return []
         if count <= PEEK_LIMIT or not browse:
-            return [message for message in queue.peek(min(limit, PEEK_LIMIT)) if isinstance(message, dict)]
+            peeked = (read_alert(message) for message in queue.peek(min(limit, PEEK_LIMIT)))
+            return [alert for alert in peeked if alert is not None]
         received = queue.receive(limit, visibility_timeout=BROWSE_HIDE_SECONDS)
         for message in received:
             queue.release(message)
@@ -166,7 +163,7 @@ class Inbox:
         removed = 0
         for message in queue.receive(count + PEEK_LIMIT, visibility_timeout=BROWSE_HIDE_SECONDS):
             alert = _parse(message)
-            if alert is not None and alert.get("alertId") == alert_id:
+            if alert is not None and alert.alertId == alert_id:
                 queue.delete(message)
                 removed += 1
             else:
@@ -174,12 +171,11 @@ class Inbox:
         return removed
 
 
-def _parse(message: Received) -> dict[str, Any] | None:
+def _parse(message: Received) -> Alert | None:
     try:
-        alert = message.json()
+        return read_alert(message.json())
     except ValueError:
         return None
-    return alert if isinstance(alert, dict) else None
 
 
 def _state(record: AlertRecord) -> str:

@@ -18,17 +18,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from shared.api.views import iso_time
 from shared.cli import exits
-from shared.cli.inbox import Inbox, Waiting
+from shared.cli.inbox import Entry, Inbox, Waiting
 from shared.cli.output import Output
 from shared.cli.session import Session, apply_configuration, parse_overrides, settings_file_values
-from shared.errors import GatewayError, TargetNotFound
-from shared.runs.model import Run, RunStatus
+from shared.errors import GatewayError
+from shared.runs.model import Run, RunStatus, iso_time
+
+if TYPE_CHECKING:
+    from shared.api.views import RunView
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,11 +145,11 @@ def alerts(limit: int, include_acknowledged: bool, follow: bool, interval: float
     with state.out.progress("Reading alerts…"):
         entries = inbox.waiting(limit=limit, include_acknowledged=include_acknowledged)
     if as_json and not follow:
-        state.out.json([entry.alert for entry in entries])
+        state.out.json([entry.alert.queue_message() for entry in entries])
         return exits.OK
     if as_json:
         for entry in reversed(entries):
-            state.out.json(entry.alert, lines=True)
+            state.out.json(entry.alert.queue_message(), lines=True)
     else:
         _alerts_summary(state, inbox, entries)
     if not follow:
@@ -168,14 +170,14 @@ def alerts(limit: int, include_acknowledged: bool, follow: bool, interval: float
             for entry in reversed(fresh):
                 seen.add(entry.alert_id)
                 if as_json:
-                    state.out.json(entry.alert, lines=True)
+                    state.out.json(entry.alert.queue_message(), lines=True)
                 else:
                     state.out.show(alert_line(entry))
     except KeyboardInterrupt:
         return exits.OK
 
 
-def _alerts_summary(state: State, inbox: Inbox, entries: list[Any]) -> None:
+def _alerts_summary(state: State, inbox: Inbox, entries: list[Entry]) -> None:
     from shared.cli.render import alerts_table
 
     source = "the forwarded-alerts history (forwarding is on)" if inbox.forwarding else f"queue {inbox.queue_name}"
@@ -203,11 +205,9 @@ def alert(alert_id: str, as_json: bool) -> int:
     with state.out.progress("Looking up the alert…"):
         entry = Inbox(context).find(alert_id)
         if as_json:
-            state.out.json(entry.alert)
+            state.out.json(entry.alert.queue_message())
             return exits.OK
-        runs, _ = context.registry.list_runs(
-            target=str(entry.alert.get("target")), pipeline=str(entry.alert.get("pipeline")), limit=8
-        )
+        runs, _ = context.registry.list_runs(target=entry.alert.target, pipeline=entry.alert.pipeline, limit=8)
     state.out.show(alert_detail(entry, sorted(runs, key=lambda r: r.created_at, reverse=True)))
     return exits.OK
 
@@ -326,7 +326,7 @@ def runs(
             state.session, target=target, pipeline=pipeline, status=status, since=started_after, limit=limit
         )
     if as_json:
-        state.out.json([_run_view(state.session, run) for run in found])
+        state.out.json([_run_view(state.session, run).json_view() for run in found])
     elif found:
         state.out.show(runs_table(found))
     else:
@@ -334,18 +334,12 @@ def runs(
     return exits.OK
 
 
-def _run_view(session: Session, run: Run) -> dict[str, Any]:
+def _run_view(session: Session, run: Run) -> RunView:
+    """The run as the API shows it; with no public URL configured there is no ``self`` link to give."""
     from shared.api.views import run_view
 
     settings = session.settings
-    try:
-        target = session.context.catalog.get(run.target)
-    except TargetNotFound:
-        target = None  # a run of a target since removed from the catalog still shows
-    view = run_view(run, base_url=settings.public_base_url or "", target=target, settings=settings)
-    if not settings.public_base_url:
-        view["links"].pop("self", None)
-    return view
+    return run_view(run, catalog=session.context.catalog, settings=settings, base_url=settings.public_base_url)
 
 
 @cli.command()
@@ -362,14 +356,13 @@ def run(run_id: str, as_json: bool) -> int:
     with state.out.progress("Reading the run…"):
         found = context.registry.get(run_id)
         chain = RunService(context).chain(found)
-        records = context.registry.alert_history().for_run(found.id)
+        records = context.alert_history.for_run(found.id)
         recent, _ = context.registry.list_runs(target=found.target, pipeline=found.pipeline, limit=8)
-    view = _run_view(state.session, found)
+    view = _run_view(state.session, found).model_copy(update={"chain": chain_view(chain)})
     if as_json:
         state.out.json(
             {
-                **view,
-                "chain": chain_view(chain),
+                **view.json_view(),
                 "alerts": [
                     {
                         "alertId": record.alert_id,
@@ -412,7 +405,7 @@ def cancel(run_id: str, recursive: bool, as_json: bool) -> int:
         found = context.registry.get(run_id)
         cancelled = RunService(context).cancel(found.id, recursive=recursive, caller=_caller(state.session, found))
     if as_json:
-        state.out.json(_run_view(state.session, cancelled))
+        state.out.json(_run_view(state.session, cancelled).json_view())
     else:
         state.out.show(f"Run {cancelled.id} is {cancelled.status}; the poller records the end on its next tick.")
     return exits.OK
@@ -448,7 +441,7 @@ def rerun(
         result = RunService(context).rerun(found.id, request, _caller(state.session, found), idempotency_key)
     new = result.run
     if as_json:
-        state.out.json(_run_view(state.session, new))
+        state.out.json(_run_view(state.session, new).json_view())
     else:
         again = " (replayed: this key already started it)" if result.replayed else ""
         state.out.show(f"Rerun of {found.id} started as {new.id}: {new.status}{again}.")
@@ -475,14 +468,18 @@ def targets(check: bool, as_json: bool) -> int:
     catalog = context.catalog
     reports: dict[str, dict[str, Any]] | None = None
     if check:
-        from shared.kinds.diagnostics import diagnose
+        from shared.api.diagnostics import diagnose
 
         with state.out.progress(f"Checking {len(catalog.targets)} target(s)…"), ThreadPoolExecutor(8) as pool:
-            found = list(pool.map(lambda target: diagnose(context, target), catalog.targets))
+            found = list(pool.map(lambda target: diagnose(context, target).json_view(), catalog.targets))
         reports = {target.name: report for target, report in zip(catalog.targets, found, strict=True)}
     if as_json:
         state.out.json(
-            {"value": list(reports.values()) if reports else [target_view(t, None) for t in catalog.targets]}
+            {
+                "value": list(reports.values())
+                if reports
+                else [target_view(t, None).json_view() for t in catalog.targets]
+            }
         )
     else:
         state.out.show(targets_table(catalog.targets, reports))

@@ -20,8 +20,11 @@ from rich.text import Text
 from shared.alerts.build import duration_text
 from shared.alerts.formats import details, facts, links, log_tail, title
 from shared.alerts.history import AlertRecord
+from shared.alerts.model import Alert
+from shared.api.views import RunView
 from shared.cli.inbox import Entry, Waiting
-from shared.config.catalog import DataFactoryTarget, SynapseTarget
+from shared.config.targets import TargetEntry
+from shared.kinds.registry import kinds_of
 from shared.runs.model import Run
 
 STATUS_STYLES = {
@@ -67,10 +70,10 @@ def status(value: str | None) -> Text:
     return Text(value or "-", style=STATUS_STYLES.get(value or "", ""))
 
 
-def short_summary(alert: Mapping[str, Any]) -> str:
+def short_summary(alert: Alert) -> str:
     """The summary from its verb on ("failed at activity ..."): the columns already say which run."""
-    text = str(alert.get("summary") or "")
-    verb = _VERBS.get(str(alert.get("kind")))
+    text = alert.summary
+    verb = _VERBS.get(alert.kind)
     index = text.find(verb) if verb else -1
     return text[index + 1 :] if index >= 0 else text
 
@@ -93,10 +96,10 @@ def alerts_table(entries: Sequence[Entry], *, show_state: bool) -> Table:
     for entry in entries:
         alert = entry.alert
         row: list[RenderableType] = [
-            when(alert.get("end") or alert.get("raisedAt")),
-            str(alert.get("target")),
-            str(alert.get("pipeline")),
-            status(alert.get("status")),
+            when(alert.end or alert.raisedAt),
+            alert.target,
+            alert.pipeline,
+            status(alert.status),
             _one_line(short_summary(alert)),
             Text(entry.alert_id, style="bold"),
         ]
@@ -110,11 +113,11 @@ def alert_line(entry: Entry) -> Text:
     """One alert on one line, for ``alerts --follow``."""
     alert = entry.alert
     return Text.assemble(
-        (when(alert.get("end") or alert.get("raisedAt")), "dim"),
+        (when(alert.end or alert.raisedAt), "dim"),
         "  ",
-        (f"{alert.get('target')}/{alert.get('pipeline')}", "bold"),
+        (f"{alert.target}/{alert.pipeline}", "bold"),
         "  ",
-        status(alert.get("status")),
+        status(alert.status),
         "  ",
         short_summary(alert),
         "  ",
@@ -153,7 +156,7 @@ def alert_detail(entry: Entry, pipeline_runs: Sequence[Run]) -> RenderableType:
     alert = entry.alert
     parts: list[RenderableType] = [
         Text(title(alert), style="bold red"),
-        Text(str(alert.get("summary") or "")),
+        Text(alert.summary),
         Text(),
         _grid([*((name, Text(value)) for name, value in facts(alert)), ("State", _state_line(entry))]),
     ]
@@ -167,15 +170,15 @@ def alert_detail(entry: Entry, pipeline_runs: Sequence[Run]) -> RenderableType:
     runs = pipeline_runs or []
     if runs:
         parts.append(Text())
-        parts.append(Text(f"Runs of {alert.get('target')}/{alert.get('pipeline')}, newest first:", style="bold"))
-        parts.append(runs_table(runs, highlight=str(alert.get("runId"))))
-    elif alert.get("previousRuns"):
+        parts.append(Text(f"Runs of {alert.target}/{alert.pipeline}, newest first:", style="bold"))
+        parts.append(runs_table(runs, highlight=alert.runId))
+    elif alert.previousRuns:
         parts.append(Text("Previous runs (when the alert was raised):", style="bold"))
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         for column in ("Created (UTC)", "Run id", "Status"):
             table.add_column(column, no_wrap=True)
-        for run in alert["previousRuns"]:
-            table.add_row(when(run.get("createdAt")), str(run.get("id")), status(run.get("status")))
+        for previous in alert.previousRuns:
+            table.add_row(when(previous.createdAt), previous.id, status(previous.status))
         parts.append(table)
     return Group(*parts)
 
@@ -204,42 +207,41 @@ def runs_table(runs: Sequence[Run], *, highlight: str | None = None) -> Table:
 
 
 def run_detail(
-    view: Mapping[str, Any], chain: Sequence[Run], alerts: Sequence[AlertRecord], pipeline_runs: Sequence[Run]
+    view: RunView, chain: Sequence[Run], alerts: Sequence[AlertRecord], pipeline_runs: Sequence[Run]
 ) -> RenderableType:
     """One run as the API shows it, with its rerun chain, its alerts and its pipeline's recent runs."""
-    upstream = view.get("upstreamStatus")
-    state = status(view.get("status"))
-    if upstream and upstream != view.get("status"):
-        state.append(f" (Azure: {upstream})")
-    pipeline = str(view.get("pipeline"))
-    if view.get("sparkPool"):
-        pipeline += f" on Spark pool {view['sparkPool']}"
+    state = status(view.status)
+    if view.upstreamStatus and view.upstreamStatus != view.status:
+        state.append(f" (Azure: {view.upstreamStatus})")
+    pipeline = view.pipeline
+    if view.sparkPool:
+        pipeline += f" on Spark pool {view.sparkPool}"
     rows: list[tuple[str, RenderableType]] = [
-        ("Run", Text(str(view.get("id")), style="bold")),
-        ("Target", f"{view.get('target')} ({view.get('kind')})"),
+        ("Run", Text(view.id, style="bold")),
+        ("Target", f"{view.target} ({view.kind})"),
         ("Pipeline", pipeline),
         ("Status", state),
-        ("Created", when(view.get("createdAt"))),
-        ("Ran", f"{when(view.get('runStart'))} → {when(view.get('runEnd'))}"),
+        ("Created", when(view.createdAt)),
+        ("Ran", f"{when(view.runStart)} → {when(view.runEnd)}"),
     ]
-    if view.get("durationMs") is not None:
-        rows.append(("Took", duration_text(int(view["durationMs"]))))
+    if view.durationMs is not None:
+        rows.append(("Took", duration_text(view.durationMs)))
     optional = [
-        ("Azure run", view.get("upstreamRunId")),
-        ("Spark app", view.get("appId")),
-        ("Message", view.get("message")),
-        ("Parameters", json.dumps(view.get("parameters")) if view.get("parameters") else None),
-        ("Options", json.dumps(view.get("options")) if view.get("options") else None),
-        ("Cancel asked", when(view.get("cancelRequestedAt")) if view.get("cancelRequestedAt") else None),
-        ("Correlation", view.get("correlationId")),
+        ("Azure run", view.upstreamRunId),
+        ("Spark app", view.appId),
+        ("Message", view.message),
+        ("Parameters", json.dumps(view.parameters) if view.parameters else None),
+        ("Options", json.dumps(view.options) if view.options else None),
+        ("Cancel asked", when(view.cancelRequestedAt) if view.cancelRequestedAt else None),
+        ("Correlation", view.correlationId),
     ]
     rows.extend((name, Text(str(value))) for name, value in optional if value)
     parts: list[RenderableType] = [_grid(rows)]
-    parts.extend(_link(f"Link {name}", url) for name, url in (view.get("links") or {}).items())
+    parts.extend(_link(f"Link {name}", url) for name, url in view.links.items())
     if len(chain) > 1:
         parts.append(Text())
         parts.append(Text("Rerun chain, oldest first:", style="bold"))
-        parts.append(runs_table(chain, highlight=str(view.get("id"))))
+        parts.append(runs_table(chain, highlight=view.id))
     for record in alerts:
         parts.append(Text())
         line = Text.assemble(("Alert ", "bold"), (record.alert_id, "bold"))
@@ -250,33 +252,25 @@ def run_detail(
         parts.append(line)
     if pipeline_runs:
         parts.append(Text())
-        parts.append(Text(f"Recent runs of {view.get('target')}/{view.get('pipeline')}:", style="bold"))
-        parts.append(runs_table(pipeline_runs, highlight=str(view.get("id"))))
+        parts.append(Text(f"Recent runs of {view.target}/{view.pipeline}:", style="bold"))
+        parts.append(runs_table(pipeline_runs, highlight=view.id))
     return Group(*parts)
 
 
-def _where(target: DataFactoryTarget | SynapseTarget) -> str:
-    if isinstance(target, DataFactoryTarget):
-        return f"factory {target.factory_name} ({target.resource_group})"
-    return f"workspace {target.workspace_name}" + (f" ({target.resource_group})" if target.resource_group else "")
-
-
-def targets_table(
-    targets: Sequence[DataFactoryTarget | SynapseTarget], diagnostics: Mapping[str, Mapping[str, Any]] | None
-) -> Table:
+def targets_table(targets: Sequence[TargetEntry], diagnostics: Mapping[str, Mapping[str, Any]] | None) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("Target", "Kind", "Where", "Pipelines", "Spark pools"):
         table.add_column(column, overflow="fold")
     if diagnostics is not None:
         table.add_column("Check", no_wrap=True)
     for target in targets:
-        pools = ", ".join(rule.match for rule in target.spark_pools) if isinstance(target, SynapseTarget) else ""
+        rules = {kind.rules_field: kind.rules(target) for kind in kinds_of(target)}
         row: list[RenderableType] = [
             Text(target.name, style="bold"),
             target.kind,
-            _where(target),
-            ", ".join(rule.match for rule in target.pipelines),
-            pools or "-",
+            target.location,
+            ", ".join(rule.match for rule in rules.get("pipelines", ())),
+            ", ".join(rule.match for rule in rules.get("sparkPools", ())) or "-",
         ]
         if diagnostics is not None:
             report = diagnostics.get(target.name) or {}

@@ -30,18 +30,21 @@ def blueprint(settings: Settings) -> func.Blueprint:
     @bp.queue_trigger(arg_name="msg", queue_name="%GATEWAY_ALERT_QUEUE%", connection="GATEWAY_STORAGE")
     def forward_alert(msg: func.QueueMessage) -> None:
         from shared.alerts.forwarding import Webhook, forward
+        from shared.alerts.model import read_alert
         from shared.context import app_context
 
         telemetry.begin()
         try:
-            alert = json.loads(msg.get_body())
-            alert_id = str(alert["alertId"])
-        except (ValueError, KeyError, TypeError):
+            alert = read_alert(json.loads(msg.get_body()))
+        except ValueError:
+            alert = None
+        if alert is None:
             # Never dropped: after the host's retries it waits on the poison queue, where the CLI shows it.
-            raise ValueError(f"Message {msg.id} on the alert queue is not an alert") from None
+            raise ValueError(f"Message {msg.id} on the alert queue is not an alert")
+        alert_id = alert.alertId
         context = app_context()
         try:
-            forward(context, alert, Webhook.from_settings(context.settings))
+            forward(context.alert_history, alert, Webhook.from_settings(context.settings))
         except Exception as exc:
             _LOGGER.error("Alert %s not forwarded (try %s of the message): %s", alert_id, msg.dequeue_count, exc)
             raise

@@ -1,7 +1,8 @@
-"""What ADF and Synapse pipelines have in common: run and activity shapes, statuses, the client protocol.
+"""The REST contract ADF and Synapse pipelines share: run and activity shapes, statuses, one client.
 
-Both services share the ``PipelineRun``, ``ActivityRun`` and ``RunFilterParameters`` contracts, so the
-poller and the handlers speak to either through ``PipelineService`` and never branch on the kind.
+Both services define ``PipelineRun``, ``ActivityRun``, ``RunFilterParameters`` and the same run
+operations (createRun, getPipelineRun, queryPipelineRuns, queryActivityRuns, cancelPipelineRun);
+each kind's module supplies its base URL, api-version, activity-runs path and role hints.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from shared.azure.transport import TargetClient
 from shared.errors import OutcomeUnknown, UpstreamBadResponse
 
 
@@ -36,6 +38,16 @@ class StartOptions:
     is_recovery: bool | None = None
     start_activity_name: str | None = None
     start_from_failure: bool | None = None
+
+    def view(self) -> dict[str, Any]:
+        """The options as the run record and its view show them (the request's field names)."""
+        view = {
+            "referencePipelineRunId": self.reference_run_id,
+            "isRecovery": self.is_recovery,
+            "startActivityName": self.start_activity_name,
+            "startFromFailure": self.start_from_failure,
+        }
+        return {k: v for k, v in view.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -88,22 +100,6 @@ class RunQuery:
         if self.pipelines:
             body["filters"] = [{"operand": "PipelineName", "operator": "In", "values": sorted(set(self.pipelines))}]
         return body
-
-
-class PipelineService(Protocol):
-    """One ADF factory or Synapse workspace, as the gateway uses it."""
-
-    def create_run(self, pipeline: str, parameters: Mapping[str, Any], options: StartOptions) -> CreatedRun: ...
-
-    def get_run(self, run_id: str) -> PipelineRun: ...
-
-    def query_runs(self, query: RunQuery) -> Iterator[PipelineRun]: ...
-
-    def query_activity_runs(
-        self, pipeline: str, run_id: str, after: datetime, before: datetime
-    ) -> list[ActivityRun]: ...
-
-    def cancel_run(self, run_id: str, *, recursive: bool) -> None: ...
 
 
 def iso(moment: datetime) -> str:
@@ -187,3 +183,82 @@ def page(body: Any, operation: str) -> tuple[list[Any], str | None]:
         raise UpstreamBadResponse(f"{operation} returned a page without a value list.")
     token = body.get("continuationToken")
     return body["value"], token if isinstance(token, str) and token else None
+
+
+# Following continuation tokens stops here: a runaway token loop must not eat the request budget.
+MAX_PAGES = 1000
+
+
+class PipelineClient(TargetClient):
+    """Pipeline runs of one ADF factory or Synapse workspace over their shared REST contract."""
+
+    api_version: str
+    supports_start_from_failure: bool
+    read_role: str
+    run_role: str
+
+    def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
+        raise NotImplementedError
+
+    def create_run(self, pipeline: str, parameters: Mapping[str, Any], options: StartOptions) -> CreatedRun:
+        params: dict[str, str] = {}
+        if options.reference_run_id:
+            params["referencePipelineRunId"] = options.reference_run_id
+        if options.is_recovery is not None:
+            params["isRecovery"] = str(options.is_recovery).lower()
+        if options.start_activity_name:
+            params["startActivityName"] = options.start_activity_name
+        if options.start_from_failure is not None and self.supports_start_from_failure:
+            params["startFromFailure"] = str(options.start_from_failure).lower()
+        body, request_id = self._call(
+            "createRun",
+            "POST",
+            f"/pipelines/{pipeline}/createRun",
+            role=self.run_role,
+            creates=True,
+            params=params,
+            body=dict(parameters),
+        )
+        return created_run(body, request_id, "createRun")
+
+    def get_run(self, run_id: str) -> PipelineRun:
+        body, _ = self._call("getPipelineRun", "GET", f"/pipelineruns/{run_id}", role=self.read_role)
+        return parse_pipeline_run(body, "getPipelineRun")
+
+    def query_runs(self, query: RunQuery) -> Iterator[PipelineRun]:
+        request = query.body()
+        for _ in range(MAX_PAGES):
+            body, _ = self._call("queryPipelineRuns", "POST", "/queryPipelineRuns", role=self.read_role, body=request)
+            items, token = page(body, "queryPipelineRuns")
+            for item in items:
+                yield parse_pipeline_run(item, "queryPipelineRuns")
+            if token is None:
+                return
+            request = {**request, "continuationToken": token}
+
+    def query_activity_runs(self, pipeline: str, run_id: str, after: datetime, before: datetime) -> list[ActivityRun]:
+        request: dict[str, Any] = {"lastUpdatedAfter": iso(after), "lastUpdatedBefore": iso(before)}
+        activities: list[ActivityRun] = []
+        for _ in range(MAX_PAGES):
+            body, _ = self._call(
+                "queryActivityRuns",
+                "POST",
+                self._activity_runs_path(pipeline, run_id),
+                role=self.read_role,
+                body=request,
+            )
+            items, token = page(body, "queryActivityRuns")
+            activities.extend(parse_activity_run(item) for item in items)
+            if token is None:
+                break
+            request = {**request, "continuationToken": token}
+        return activities
+
+    def cancel_run(self, run_id: str, *, recursive: bool) -> None:
+        self._call(
+            "cancelPipelineRun",
+            "POST",
+            f"/pipelineruns/{run_id}/cancel",
+            role=self.run_role,
+            params={"isRecursive": "true"} if recursive else None,
+        )

@@ -1,4 +1,5 @@
-"""Synapse Spark batch jobs through the workspace's Livy API (sparkJob.json 2020-12-01).
+"""Synapse Spark batch jobs through the workspace's Livy API (sparkJob.json 2020-12-01): the client,
+how the poller follows a pool, and the kind. Spark pools are listed on the Synapse catalog entry.
 
 Livy has no ``api-version`` query (the version is a path segment) and pages its batch list at 20,
 so following many batches in bulk is only cheaper than one GET each when they are most of the list.
@@ -6,16 +7,29 @@ so following many batches in bulk is only cheaper than one GET each when they ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
+from shared.api.requests import SparkBatchRequest
 from shared.azure.transport import TargetClient, UpstreamClient
-from shared.config.catalog import SynapseTarget
-from shared.errors import OutcomeUnknown, UpstreamBadResponse
+from shared.config.settings import Settings
+from shared.config.targets import AccessRule
+from shared.errors import GatewayError, OutcomeUnknown, UpstreamBadResponse, UpstreamNotFound, ValidationFailed
+from shared.kinds.base import Azure, FailureDetails, Observation, Observed, RunKind, Submission, Submitted
+from shared.kinds.checks import Check, run_check
 from shared.kinds.pipelines import CreatedRun, parse_time
-from shared.runs.model import RunStatus
+from shared.kinds.synapse import SynapseTarget
+from shared.runs.model import Run, RunStatus
+
+if TYPE_CHECKING:
+    from shared.api.requests import RerunRequest
+
+_LOGGER = logging.getLogger(__name__)
 
 LIVY_API_VERSION = "2020-12-01"
 LIST_PAGE = 20  # Livy's maximum
@@ -161,3 +175,168 @@ class SparkClient(TargetClient):
 
     def cancel_batch(self, batch_id: str) -> None:
         self._call("cancelSparkBatchJob", "DELETE", f"/batches/{batch_id}", role=self._submit_role)
+
+
+def observed(batch: SparkBatch) -> Observed:
+    duration = None
+    if batch.start and batch.end:
+        duration = int((batch.end - batch.start).total_seconds() * 1000)
+    return Observed(
+        upstream_run_id=str(batch.id),
+        name=batch.name,
+        status=batch.status,
+        upstream_status=batch.state,
+        message=batch.message,
+        run_start=batch.start,
+        run_end=batch.end,
+        duration_ms=duration,
+        submitted=batch.submitted,
+        app_id=batch.app_id,
+    )
+
+
+class SparkPoolSource:
+    """A Spark pool's batches: Livy lists 20 per page, so listing pays only when most of a pool's
+    batches are ours and in flight; otherwise one GET per batch is cheaper."""
+
+    def __init__(self, client: SparkClient) -> None:
+        self._client = client
+
+    def observe(self, runs: Sequence[Run], now: datetime) -> Observation:
+        observation = Observation()
+        first, total = self._client.list_batches(0)
+        observation.calls += 1
+        self._add(observation, first)
+        pages = math.ceil(total / LIST_PAGE)
+        reconciling = any(r.upstream_run_id is None for r in runs)
+        if pages - 1 <= len(runs):
+            for page in range(1, pages):
+                self._add(observation, self._client.list_batches(page * LIST_PAGE)[0])
+                observation.calls += 1
+        elif reconciling:  # a lost create answer: the newest batches are the candidates
+            self._add(observation, self._client.list_batches(max(0, total - LIST_PAGE))[0])
+            observation.calls += 1
+        return observation
+
+    @staticmethod
+    def _add(observation: Observation, batches: Sequence[SparkBatch]) -> None:
+        for batch in batches:
+            observation.runs[str(batch.id)] = observed(batch)
+
+    def get(self, upstream_run_id: str) -> Observed | None:
+        try:
+            return observed(self._client.get_batch(upstream_run_id))
+        except UpstreamNotFound:
+            return None
+
+    def matches(self, run: Run, candidate: Observed) -> bool:
+        return candidate.name == run.pipeline
+
+    def failure_details(self, run: Run, now: datetime) -> FailureDetails:
+        if not run.upstream_run_id:
+            return FailureDetails()
+        try:
+            batch = self._client.get_batch(run.upstream_run_id)
+        except GatewayError as exc:
+            _LOGGER.warning("Spark batch of %s unavailable for its alert: %s", run.id, exc.detail)
+            return FailureDetails()
+        return FailureDetails(
+            errors=batch.errors,
+            log_tail=batch.log,
+            app_id=batch.app_id,
+            spark_ui=batch.app_info.get("sparkUiUrl"),
+        )
+
+
+class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
+    """Batch jobs on a workspace's Spark pools, started through ``/targets/{t}/sparkpools/{pool}/batches``."""
+
+    name = "spark"
+    target_kind = "synapse"
+    label = "Spark"
+    studio = "Synapse Studio"
+    family = "sparkpools"
+    rules_field = "sparkPools"
+    resource_noun = "Spark pool"
+    target_model = SynapseTarget
+    request_model = SparkBatchRequest
+
+    def client(self, azure: Azure, target: SynapseTarget, pool: str) -> SparkClient:
+        return azure.client(
+            (self.name, target.name, pool),
+            lambda: SparkClient(azure.upstream, target, pool, scope=azure.settings.synapse_scope),
+        )
+
+    def rules(self, target: SynapseTarget) -> tuple[AccessRule, ...]:
+        return target.spark_pools
+
+    def resource(self, run: Run) -> str:
+        return run.spark_pool or ""
+
+    def fingerprint(self, target: SynapseTarget, resource: str, request: SparkBatchRequest) -> dict[str, Any]:
+        return {"target": target.name, "sparkPool": resource, **request.livy_body()}
+
+    def prepare(self, azure: Azure, target: SynapseTarget, resource: str, request: SparkBatchRequest) -> Submission:
+        definition = request.livy_body()
+        client = self.client(azure, target, resource)
+        return Submission(
+            name=request.name, parameters=definition, pool=resource, submit=lambda: _submitted(client, definition)
+        )
+
+    def prepare_rerun(self, azure: Azure, target: SynapseTarget, run: Run, request: RerunRequest) -> Submission:
+        if request.startFromFailure or request.startActivityName:
+            raise ValidationFailed(
+                "A Spark batch has no activities to resume from; rerun it without options.",
+                [{"field": "startFromFailure", "message": "not for Spark batches"}],
+            )
+        client = self.client(azure, target, self.resource(run))
+        return Submission(
+            name=run.pipeline,
+            parameters=run.parameters,
+            pool=run.spark_pool,
+            submit=lambda: _submitted(client, run.parameters),
+        )
+
+    def cancel(self, azure: Azure, target: SynapseTarget, run: Run, *, recursive: bool) -> None:
+        self.client(azure, target, self.resource(run)).cancel_batch(run.upstream_run_id or "")
+
+    def source_key(self, run: Run) -> str:
+        return self.resource(run)
+
+    def source(self, azure: Azure, target: SynapseTarget, key: str) -> SparkPoolSource:
+        return SparkPoolSource(self.client(azure, target, key))
+
+    def describe(self, run: Run) -> str:
+        return f"Spark {run.target}/{run.spark_pool} batch {run.pipeline} (id {run.upstream_run_id or '?'})"
+
+    def links(self, target: SynapseTarget, run: Run, *, app_id: str | None, settings: Settings) -> dict[str, str]:
+        """The Spark application's page in Synapse Studio's monitoring hub, once Livy has named it."""
+        if not (app_id and run.spark_pool):
+            return {}
+        query = {"sparkPoolName": run.spark_pool}
+        if target.resource_id:
+            query["workspace"] = target.resource_id
+        if run.upstream_run_id:
+            query["livyId"] = run.upstream_run_id
+        url = f"{settings.synapse_studio_url}/en/monitoring/sparkapplication/{quote(app_id, safe='')}"
+        return {"studio": f"{url}?{urlencode(query)}"}
+
+    def checks(self, azure: Azure, target: SynapseTarget) -> list[Check]:
+        return [self._pool_check(azure, target, rule.match) for rule in target.spark_pools if rule.is_exact]
+
+    def _pool_check(self, azure: Azure, target: SynapseTarget, pool: str) -> Check:
+        client = self.client(azure, target, pool)
+
+        def batches() -> dict[str, Any]:
+            _, total = client.list_batches(0, size=1)
+            return {"batches": total}
+
+        return run_check(f"sparkPool:{pool}", "GET livyApi .../batches", batches)
+
+
+def _submitted(client: SparkClient, definition: Mapping[str, Any]) -> Submitted:
+    created, batch = client.create_batch(definition)
+    return Submitted(created.run_id, created.request_id, batch.status, batch.state, batch.app_id)
+
+
+SPARK = SparkKind()

@@ -18,14 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from shared.alerts.build import AlertKind, alert_id, build_alert
+from shared.alerts.build import alert_id, build_alert
+from shared.alerts.model import AlertKind
 from shared.azure.storage import ConcurrentUpdate
-from shared.config.catalog import DataFactoryTarget, SynapseTarget
+from shared.config.targets import TargetEntry
 from shared.context import AppContext
 from shared.errors import GatewayError
-from shared.kinds.tracking import WINDOW_SKEW, Observed, PipelineSource, Source, SparkPoolSource
+from shared.kinds.base import WINDOW_SKEW, Observed, RunKind, Source
+from shared.kinds.registry import kind_named
 from shared.runs.model import Run, RunStatus, utcnow
 from shared.telemetry import tracing as telemetry
 
@@ -38,7 +40,6 @@ UNKNOWN_AFTER = timedelta(minutes=10)
 WORKERS = 8
 
 T = TypeVar("T")
-Target = DataFactoryTarget | SynapseTarget
 
 
 @dataclass
@@ -94,30 +95,33 @@ class Poller:
         try:
             runs = list(self._context.registry.live_runs(name))
             report.live = len(runs)
-            for source, group in self._sources(target, runs):
-                self._poll(target, source, group, report, deadline)
+            for kind, source, group in self._sources(target, runs):
+                self._poll(kind, target, source, group, report, deadline)
         except GatewayError as exc:
             report.error = exc.detail
             _LOGGER.warning("Polling target %s failed: %s", name, exc.detail)
         return report
 
-    def _sources(self, target: Target, runs: list[Run]) -> list[tuple[Source, list[Run]]]:
-        """The target's runs grouped by how Azure reports on them: its pipelines, each Spark pool."""
-        sources: list[tuple[Source, list[Run]]] = []
-        pipelines = [r for r in runs if r.kind != "spark"]
-        if pipelines:
-            sources.append((PipelineSource(self._context.pipelines(target)), pipelines))
-        pools: dict[str, list[Run]] = {}
+    def _sources(self, target: TargetEntry, runs: list[Run]) -> list[tuple[RunKind[Any, Any], Source, list[Run]]]:
+        """The target's runs grouped by how Azure reports on them (its pipelines, each Spark pool),
+        as each run's kind groups them."""
+        groups: dict[tuple[str, str], list[Run]] = {}
         for run in runs:
-            if run.kind == "spark" and run.spark_pool:
-                pools.setdefault(run.spark_pool, []).append(run)
-        if pools and isinstance(target, SynapseTarget):
-            for pool, batches in sorted(pools.items()):
-                sources.append((SparkPoolSource(self._context.spark(target, pool)), batches))
+            groups.setdefault((run.kind, kind_named(run.kind).source_key(run)), []).append(run)
+        sources: list[tuple[RunKind[Any, Any], Source, list[Run]]] = []
+        for (name, key), group in sorted(groups.items()):
+            kind = kind_named(name)
+            sources.append((kind, kind.source(self._context, target, key), group))
         return sources
 
     def _poll(
-        self, target: Target, source: Source, runs: list[Run], report: TargetReport, deadline: float | None
+        self,
+        kind: RunKind[Any, Any],
+        target: TargetEntry,
+        source: Source,
+        runs: list[Run],
+        report: TargetReport,
+        deadline: float | None,
     ) -> None:
         """Observe in bulk, write the changes in transactions, then alert: each phase checks the clock."""
         now = self._now()
@@ -151,11 +155,11 @@ class Poller:
             changed = _apply(run, observed) if observed is not None else run
             if changed.status == RunStatus.FAILED != run.status:
                 newly_failed.add(changed.id)
-            kind = self._alert_kind(changed, target, now)
-            if changed is not run or (changed.terminal and kind is None):
-                writes.append((changed, kind is not None or not changed.terminal))
-            elif kind is not None:
-                alerting.append((changed, kind))
+            alert_kind = self._alert_kind(changed, target, now)
+            if changed is not run or (changed.terminal and alert_kind is None):
+                writes.append((changed, alert_kind is not None or not changed.terminal))
+            elif alert_kind is not None:
+                alerting.append((changed, alert_kind))
         if _late(deadline):
             report.skipped += len(writes) + len(alerting)
             return
@@ -167,15 +171,15 @@ class Poller:
             report.finished += saved.terminal
             if saved.id in newly_failed:
                 telemetry.run_failed(saved.target, saved.kind)
-            kind = self._alert_kind(saved, target, now)
-            if kind is not None:
-                alerting.append((saved, kind))
+            alert_kind = self._alert_kind(saved, target, now)
+            if alert_kind is not None:
+                alerting.append((saved, alert_kind))
 
         def alert(item: tuple[Run, str]) -> None:
             if _late(deadline):
                 report.skipped += 1
                 return
-            if self._attempt(report, item[0], lambda: self._alert(item[0], item[1], target, source)):
+            if self._attempt(report, item[0], lambda: self._alert(item[0], item[1], kind, target, source)):
                 report.alerts += 1
 
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -235,7 +239,7 @@ class Poller:
             )
         return run
 
-    def _alert_kind(self, run: Run, target: Target, now: datetime) -> str | None:
+    def _alert_kind(self, run: Run, target: TargetEntry, now: datetime) -> str | None:
         if run.alerted_at is not None:
             return None
         if run.status == RunStatus.FAILED:
@@ -253,23 +257,30 @@ class Poller:
             return AlertKind.OVERDUE
         return None
 
-    def _alert(self, run: Run, kind: str, target: Target, source: Source) -> bool:
+    def _alert(self, run: Run, alert_kind: str, kind: RunKind[Any, Any], target: TargetEntry, source: Source) -> bool:
         """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
         registry = self._context.registry
-        identifier = alert_id(run, kind)
+        identifier = alert_id(run, alert_kind)
         if run.alert_id != identifier:
             run = registry.save(run.evolve(alert_id=identifier), keep_live=True)
         now = self._now()
-        details = source.failure_details(run, now) if kind == AlertKind.FAILED else None
+        details = source.failure_details(run, now) if alert_kind == AlertKind.FAILED else None
         history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=5, finished_only=True)
         previous: Sequence[Run] = [r for r in history if r.id != run.id and r.created_at < run.created_at]
-        message = build_alert(
-            run, kind, target=target, details=details, history=previous, settings=self._context.settings, now=now
+        alert = build_alert(
+            run,
+            alert_kind,
+            kind=kind,
+            target=target,
+            details=details,
+            history=previous,
+            settings=self._context.settings,
+            now=now,
         )
-        self._context.alerts.send(message)
-        telemetry.alert_sent(run.target, kind)
-        _LOGGER.warning("Alert %s: %s", identifier, message["summary"])
-        if kind == AlertKind.OVERDUE:
+        self._context.alerts.send(alert.queue_message())
+        telemetry.alert_sent(run.target, alert_kind)
+        _LOGGER.warning("Alert %s: %s", identifier, alert.summary)
+        if alert_kind == AlertKind.OVERDUE:
             registry.save(run.evolve(overdue_alerted_at=now, alert_id=None), keep_live=True)
         else:
             registry.save(run.evolve(alerted_at=now), keep_live=False)

@@ -10,11 +10,9 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from shared.config import names
-
-Kind = Literal["datafactory", "synapse", "spark"]
 
 
 class RunStatus:
@@ -59,11 +57,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_time(value: datetime | None) -> str | None:
+    """Times in views and alerts: ISO 8601 in UTC with a ``Z``."""
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """A time ``iso_time`` wrote (or any ISO 8601 time with a zone); None when it is not one."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
 @dataclass(frozen=True)
 class Run:
     id: str
     target: str
-    kind: Kind
+    kind: str  # the name of its kind in shared.kinds (datafactory, synapse, spark)
     pipeline: str  # the pipeline name, or the batch name for Spark
     status: str
     created_at: datetime

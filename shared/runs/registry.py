@@ -6,7 +6,7 @@ Layout (one table):
   an alert not yet sent) its row key is ``live-{id}``; afterwards the record moves to ``past-{id}``
   in a single entity-group transaction, so the poller reads only live rows and a move is atomic.
   Ids count time down, so each prefix lists newest first.
-* partition ``_idempotency``: one entity per (caller, Idempotency-Key), pointing at its run.
+* partition ``_idempotency``: one entity per (caller, Idempotency-Key), see ``shared.runs.idempotency``.
 * partition ``_alerts``: the alert history (forwarded and acknowledged alerts), see ``shared.alerts.history``.
 
 Every update is conditional on the ETag read, so overlapping poller ticks or a racing cancel never
@@ -18,67 +18,38 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from shared.azure.storage import CLIENT_OPTIONS, AlreadyExists, ConcurrentUpdate, storage_errors
+from shared.azure.storage import AlreadyExists, ConcurrentUpdate, split_property, storage_errors
 from shared.errors import RunNotFound
 from shared.runs.model import Run, target_of
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
-
-    from shared.alerts.history import AlertHistory
 
 _guarded = partial(storage_errors, what="the run registry", role="Storage Table Data Contributor")
 
 LIVE = "live-"
 PAST = "past-"
-IDEMPOTENCY_PARTITION = "_idempotency"  # "_" cannot start a target name
 TRANSACTION_LIMIT = 100  # operations per entity-group transaction
-# Table string properties hold at most 32K UTF-16 characters; longer JSON is split across several.
-_CHUNK = 30_000
 _JSON_FIELDS = ("parameters", "options")
 _DATETIME_FIELDS = {f.name for f in fields(Run) if "datetime" in str(f.type)}
 _INTERNAL = {"row_key", "etag", "id", "target", *_JSON_FIELDS}
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    run_id: str
-    fingerprint: str
-    created_at: datetime
-    etag: str
 
 
 class RunRegistry:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    @classmethod
-    def connect(
-        cls, *, table_name: str, endpoint: str | None, connection_string: str | None, credential: TokenCredential
-    ) -> RunRegistry:
-        from azure.data.tables import TableClient
-
-        if endpoint:
-            table = TableClient(endpoint=endpoint, table_name=table_name, credential=credential, **CLIENT_OPTIONS)
-        elif connection_string:
-            table = TableClient.from_connection_string(connection_string, table_name=table_name, **CLIENT_OPTIONS)
-        else:
-            from shared.errors import ConfigurationError
-
-            raise ConfigurationError(
-                "No run registry: set GATEWAY_STORAGE__tableServiceUri "
-                "(identity-based) or GATEWAY_STORAGE (connection string)."
-            )
-        return cls(table)
+    @property
+    def table(self) -> TableClient:
+        """The registry's table, which also holds the idempotency keys and the alert history."""
+        return self._table
 
     def ensure_table(self) -> None:
         from azure.core.exceptions import ResourceExistsError
@@ -89,14 +60,6 @@ class RunRegistry:
         ):
             self._table.create_table()
 
-    def alert_history(self) -> AlertHistory:
-        """The alerts forwarded or acknowledged, kept in the same table."""
-        from shared.alerts.history import AlertHistory
-
-        return AlertHistory(self._table)
-
-    # --- runs ------------------------------------------------------------------------------
-
     def create(self, run: Run) -> Run:
         entity = _to_entity(run, LIVE)
         with _guarded("record the run"):
@@ -104,17 +67,17 @@ class RunRegistry:
         return _with_location(run, entity["RowKey"], metadata)
 
     def import_runs(self, runs: list[Run]) -> None:
-        """Bulk insert (100 per entity-group transaction): migrations, load tests and benchmarks."""
+        """Bulk insert, a transaction per 100: migrations, load tests and benchmarks."""
         by_target: dict[str, list[Run]] = {}
         for run in runs:
             by_target.setdefault(run.target, []).append(run)
         with _guarded("import runs"):
             for target_runs in by_target.values():
-                for start in range(0, len(target_runs), 100):
+                for start in range(0, len(target_runs), TRANSACTION_LIMIT):
                     self._table.submit_transaction(
                         [
                             ("create", _to_entity(run, LIVE if not run.terminal else PAST))
-                            for run in target_runs[start : start + 100]
+                            for run in target_runs[start : start + TRANSACTION_LIMIT]
                         ]
                     )
 
@@ -240,61 +203,6 @@ class RunRegistry:
                     break
         return runs, _encode_token(next_token)
 
-    # --- idempotency ---------------------------------------------------------------------------
-
-    def claim_idempotency_key(
-        self, caller: str, key: str, fingerprint: str, run_id: str, now: datetime
-    ) -> IdempotencyRecord | None:
-        """Records that (caller, key) starts ``run_id``; returns the earlier record if there is one."""
-        entity = {
-            "PartitionKey": IDEMPOTENCY_PARTITION,
-            "RowKey": _idempotency_row(caller, key),
-            "RunId": run_id,
-            "Fingerprint": fingerprint,
-            "CreatedAt": now,
-        }
-        try:
-            with _guarded("record the idempotency key"):
-                self._table.create_entity(entity)
-            return None
-        except AlreadyExists:
-            return self.idempotency_record(caller, key)
-
-    def replace_idempotency_key(
-        self, caller: str, key: str, record: IdempotencyRecord, run_id: str, fingerprint: str, now: datetime
-    ) -> None:
-        """Takes over a key whose run was never recorded (its request died) or that expired."""
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
-        entity = {
-            "PartitionKey": IDEMPOTENCY_PARTITION,
-            "RowKey": _idempotency_row(caller, key),
-            "RunId": run_id,
-            "Fingerprint": fingerprint,
-            "CreatedAt": now,
-        }
-        with _guarded("take over the idempotency key"):
-            self._table.update_entity(
-                entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
-            )
-
-    def release_idempotency_key(self, caller: str, key: str) -> None:
-        with _guarded("release the idempotency key"):
-            self._table.delete_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
-
-    def idempotency_record(self, caller: str, key: str) -> IdempotencyRecord | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        with _guarded("read the idempotency key"):
-            try:
-                entity = self._table.get_entity(IDEMPOTENCY_PARTITION, _idempotency_row(caller, key))
-            except ResourceNotFoundError:
-                return None
-        return IdempotencyRecord(
-            entity["RunId"], entity["Fingerprint"], entity["CreatedAt"], str(entity.metadata["etag"])
-        )
-
 
 def _save_operations(run: Run, keep_live: bool | None) -> tuple[list[Any], str]:
     """The transaction operations that write ``run`` (an update, or a delete and a create when it
@@ -318,10 +226,6 @@ def _after(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _idempotency_row(caller: str, key: str) -> str:
-    return hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
-
-
 def _key(run_id: str) -> str:
     return run_id.partition(".")[2]
 
@@ -336,7 +240,7 @@ def _to_entity(run: Run, prefix: str) -> dict[str, Any]:
             entity[_pascal(item.name)] = value
     for name in _JSON_FIELDS:
         text = json.dumps(getattr(run, name), separators=(",", ":"), sort_keys=True)
-        chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+        chunks = split_property(text) or [""]
         for index, chunk in enumerate(chunks):
             entity[f"{_pascal(name)}{index}"] = chunk
     return entity

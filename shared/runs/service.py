@@ -1,4 +1,5 @@
-"""Starting runs: authorize against the catalog, record, call Azure, record the outcome.
+"""Starting, cancelling and rerunning runs: authorize against the catalog, record, call Azure, record
+the outcome. What differs between kinds of target is asked of the kind (``shared.kinds``).
 
 The order is what makes "nothing accepted is lost" hold: the run is recorded (``Submitting``) before
 the create call, so a crash or a lost answer leaves a record the poller reconciles; an
@@ -7,23 +8,19 @@ the create call, so a crash or a lost answer leaves a record the poller reconcil
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shared.api.requests import RerunRequest, SparkBatchRequest, StartRunRequest
+from pydantic import BaseModel
+
+from shared.api.requests import RerunRequest
 from shared.azure.storage import ConcurrentUpdate
-from shared.config.catalog import AccessRule, DataFactoryTarget, SynapseTarget
+from shared.config.targets import AccessRule, TargetEntry
 from shared.context import AppContext
 from shared.errors import (
-    IdempotencyKeyReused,
     IdentityUnavailable,
-    NotFound,
     OutcomeUnknown,
     RunAlreadyFinished,
     RunAlreadyRerun,
@@ -33,22 +30,14 @@ from shared.errors import (
     StorageUnavailable,
     UpstreamError,
     UpstreamRejected,
-    ValidationFailed,
 )
-from shared.kinds.pipelines import CreatedRun, StartOptions
-from shared.runs.model import Kind, Run, RunStatus, new_run_id, utcnow
-from shared.runs.registry import IdempotencyRecord
+from shared.kinds.base import RunKind, Submission
+from shared.kinds.registry import kind_named
+from shared.runs.idempotency import TTL, fingerprint
+from shared.runs.model import Run, RunStatus, new_run_id, utcnow
 from shared.telemetry import tracing as telemetry
 
-if TYPE_CHECKING:
-    from shared.kinds.spark import SparkClient
-
 _LOGGER = logging.getLogger(__name__)
-
-IDEMPOTENCY_TTL = timedelta(hours=24)
-# A key whose run is not recorded after this long belongs to a request that died.
-IDEMPOTENCY_ABANDONED_AFTER = timedelta(seconds=60)
-REPLAY_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -70,68 +59,25 @@ class StartResult:
     replayed: bool
 
 
-@dataclass(frozen=True)
-class Submitted:
-    """Azure's answer to a create, in the record's terms."""
-
-    upstream_run_id: str
-    request_id: str | None
-    status: str
-    upstream_status: str
-    app_id: str | None = None
-
-
-Submit = Callable[[], Submitted]
-
-
 class RunService:
     def __init__(self, context: AppContext) -> None:
         self._context = context
 
-    def start_pipeline_run(
-        self, target_name: str, pipeline: str, request: StartRunRequest, caller: Caller, idempotency_key: str | None
+    def start(
+        self,
+        kind: RunKind[Any, Any],
+        target: TargetEntry,
+        resource: str,
+        request: BaseModel,
+        caller: Caller,
+        idempotency_key: str | None,
     ) -> StartResult:
-        target = self._context.catalog.get(target_name)
-        rule = target.pipeline_rule(pipeline, caller.product)
-        if isinstance(target, SynapseTarget) and request.startFromFailure:
-            raise _no_start_from_failure()
-        run = _new_run(
-            target.name,
-            target.kind,
-            pipeline,
-            caller,
-            parameters=request.parameters,
-            options=request.model_dump(exclude={"parameters"}, exclude_none=True),
-            max_duration_minutes=rule.max_duration_minutes,
-        )
-        service = self._context.pipelines(target)
-        fingerprint = _fingerprint(
-            {"target": target.name, "pipeline": pipeline, **request.model_dump(exclude_none=True)}
-        )
-
-        def submit() -> Submitted:
-            return _pipeline_submitted(service.create_run(pipeline, request.parameters, request.options()))
-
-        return self._start(run, fingerprint, caller, idempotency_key, submit)
-
-    def start_spark_batch(
-        self, target_name: str, pool: str, request: SparkBatchRequest, caller: Caller, idempotency_key: str | None
-    ) -> StartResult:
-        target = self._synapse(target_name)
-        rule = target.spark_pool_rule(pool, caller.product)
-        definition = request.livy_body()
-        run = _new_run(
-            target.name,
-            "spark",
-            request.name,
-            caller,
-            parameters=definition,
-            spark_pool=pool,
-            max_duration_minutes=rule.max_duration_minutes,
-        )
-        client = self._context.spark(target, pool)
-        fingerprint = _fingerprint({"target": target.name, "sparkPool": pool, **definition})
-        return self._start(run, fingerprint, caller, idempotency_key, lambda: _batch_submitted(client, definition))
+        """Starts ``resource`` (a pipeline, a Spark pool's batch) on ``target`` as ``kind`` does it."""
+        rule = kind.rule(target, resource, caller.product)
+        submission = kind.prepare(self._context, target, resource, request)
+        run = _new_run(kind, target, submission, caller, rule)
+        digest = fingerprint(kind.fingerprint(target, resource, request))
+        return self._start(run, digest, caller, idempotency_key, submission)
 
     def cancel(self, run_id: str, *, recursive: bool, caller: Caller) -> Run:
         """Asks Azure to cancel; the poller sees the run through to Cancelled. Twice is harmless."""
@@ -146,12 +92,10 @@ class RunService:
                 "upstream run id."
             )
         target = self._context.catalog.get(run.target)
-        self._authorize(target, run, caller)
+        kind = kind_named(run.kind)
+        self._authorize(kind, target, run, caller)
         try:
-            if run.kind == "spark" and isinstance(target, SynapseTarget) and run.spark_pool:
-                self._context.spark(target, run.spark_pool).cancel_batch(run.upstream_run_id)
-            else:
-                self._context.pipelines(target).cancel_run(run.upstream_run_id, recursive=recursive)
+            kind.cancel(self._context, target, run, recursive=recursive)
         except UpstreamRejected as exc:
             raise RunAlreadyFinished(
                 f"Azure would not cancel run {run.id}: {exc.detail} It has probably just ended; "
@@ -168,7 +112,7 @@ class RunService:
         )
 
     def rerun(self, run_id: str, request: RerunRequest, caller: Caller, idempotency_key: str | None) -> StartResult:
-        """Starts a new run linked to an ended one: an ADF/Synapse recovery rerun, or the same Spark batch."""
+        """Starts a new run linked to an ended one, recovering from where its kind can."""
         old = self._context.registry.get(run_id)
         if not old.terminal:
             raise RunStillRunning(f"Run {old.id} is still {old.status}; cancel it or wait for it to end first.")
@@ -180,68 +124,15 @@ class RunService:
         if old.upstream_run_id is None:
             raise RunNotStarted(f"Run {old.id} never started in Azure ({old.status}); start the pipeline anew.")
         target = self._context.catalog.get(old.target)
-        rule = self._authorize(target, old, caller)
-        fingerprint = _fingerprint({"rerunOf": old.id, **request.model_dump(exclude_none=True)})
-        if old.kind == "spark":
-            if request.startFromFailure or request.startActivityName:
-                raise ValidationFailed(
-                    "A Spark batch has no activities to resume from; rerun it without options.",
-                    [{"field": "startFromFailure", "message": "not for Spark batches"}],
-                )
-            synapse = self._synapse(old.target)
-            client = self._context.spark(synapse, old.spark_pool or "")
-            run = _new_run(
-                old.target,
-                "spark",
-                old.pipeline,
-                caller,
-                parameters=old.parameters,
-                spark_pool=old.spark_pool,
-                max_duration_minutes=rule.max_duration_minutes,
-                rerun_of=old.id,
-            )
-            result = self._start(
-                run, fingerprint, caller, idempotency_key, lambda: _batch_submitted(client, old.parameters)
-            )
-        else:
-            if isinstance(target, SynapseTarget) and request.startFromFailure:
-                raise _no_start_from_failure()
-            options = StartOptions(
-                reference_run_id=old.upstream_run_id,
-                is_recovery=True,
-                start_activity_name=request.startActivityName,
-                start_from_failure=request.startFromFailure,
-            )
-            service = self._context.pipelines(target)
-            run = _new_run(
-                old.target,
-                old.kind,
-                old.pipeline,
-                caller,
-                parameters=old.parameters,
-                options=_options_view(options),
-                max_duration_minutes=rule.max_duration_minutes,
-                rerun_of=old.id,
-            )
-            result = self._start(
-                run,
-                fingerprint,
-                caller,
-                idempotency_key,
-                lambda: _pipeline_submitted(service.create_run(old.pipeline, old.parameters, options)),
-            )
+        kind = kind_named(old.kind)
+        rule = self._authorize(kind, target, old, caller)
+        submission = kind.prepare_rerun(self._context, target, old, request)
+        run = _new_run(kind, target, submission, caller, rule, rerun_of=old.id)
+        digest = fingerprint({"rerunOf": old.id, **request.model_dump(exclude_none=True)})
+        result = self._start(run, digest, caller, idempotency_key, submission)
         if not result.replayed:
             self._link(old.id, result.run.id)
         return result
-
-    def _replayed(self, caller: Caller, key: str | None, run_id: str) -> StartResult | None:
-        """The run this caller's key already started, when a retry comes after the first request ended."""
-        if key is None:
-            return None
-        record = self._context.registry.idempotency_record(caller.key, key)
-        if record is None or record.run_id != run_id:
-            return None
-        return StartResult(self._context.registry.get(run_id), replayed=True)
 
     def chain(self, run: Run, limit: int = 20) -> list[Run]:
         """The rerun chain through ``run``, oldest first (a few point reads; chains are short)."""
@@ -264,26 +155,28 @@ class RunService:
             after.append(current)
         return [*before, run, *after]
 
-    def _synapse(self, target_name: str) -> SynapseTarget:
-        target = self._context.catalog.get(target_name)
-        if not isinstance(target, SynapseTarget):
-            raise NotFound(f"Target {target_name!r} is a Data Factory; Spark pools belong to Synapse targets.")
-        return target
-
-    def _authorize(self, target: DataFactoryTarget | SynapseTarget, run: Run, caller: Caller) -> AccessRule:
+    def _authorize(self, kind: RunKind[Any, Any], target: TargetEntry, run: Run, caller: Caller) -> AccessRule:
         """Whoever may start a run's pipeline (or pool) may cancel and rerun it; others may not."""
-        if run.kind == "spark" and isinstance(target, SynapseTarget):
-            return target.spark_pool_rule(run.spark_pool or "", caller.product)
-        return target.pipeline_rule(run.pipeline, caller.product)
+        return kind.rule(target, kind.resource(run), caller.product)
+
+    def _replayed(self, caller: Caller, key: str | None, run_id: str) -> StartResult | None:
+        """The run this caller's key already started, when a retry comes after the first request ended."""
+        if key is None:
+            return None
+        record = self._context.idempotency.get(caller.key, key)
+        if record is None or record.run_id != run_id:
+            return None
+        return StartResult(self._context.registry.get(run_id), replayed=True)
 
     def _start(
-        self, run: Run, fingerprint: str, caller: Caller, idempotency_key: str | None, submit: Submit
+        self, run: Run, digest: str, caller: Caller, idempotency_key: str | None, submission: Submission
     ) -> StartResult:
         registry = self._context.registry
         if idempotency_key is not None:
-            earlier = registry.claim_idempotency_key(caller.key, idempotency_key, fingerprint, run.id, run.created_at)
+            keys = self._context.idempotency
+            earlier = keys.claim(caller.key, idempotency_key, digest, run.id, run.created_at)
             if earlier is not None:
-                replay = self._replay(earlier, fingerprint, caller, idempotency_key, run)
+                replay = keys.replay(earlier, digest, caller.key, idempotency_key, run.id, registry.get)
                 if replay is not None:
                     return StartResult(replay, replayed=True)
         try:
@@ -293,7 +186,7 @@ class RunService:
             raise
         _LOGGER.info("Recorded run %s of %s/%s for %s", run.id, run.target, run.pipeline, caller.key)
         try:
-            submitted = submit()
+            submitted = submission.submit()
         except OutcomeUnknown as exc:
             _LOGGER.warning("Start of run %s has an unknown outcome; the poller will reconcile it", run.id)
             return StartResult(self._record(run.evolve(message=f"{exc.detail} The gateway will reconcile it.")), False)
@@ -344,114 +237,45 @@ class RunService:
         except StorageUnavailable:
             _LOGGER.warning("Could not link run %s to its rerun %s", old_id, new_id)
 
-    def _replay(self, earlier: IdempotencyRecord, fingerprint: str, caller: Caller, key: str, run: Run) -> Run | None:
-        """The run an earlier request with this key started, or None to start ``run`` instead."""
-        registry = self._context.registry
-        now = utcnow()
-        expired = now - earlier.created_at > IDEMPOTENCY_TTL
-        if not expired and earlier.fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with a different request; use a new key for a new run."
-            )
-        deadline = time.monotonic() + REPLAY_WAIT_SECONDS
-        while not expired:
-            try:
-                return registry.get(earlier.run_id)
-            except RunNotFound:
-                if now - earlier.created_at > IDEMPOTENCY_ABANDONED_AFTER:
-                    break
-                if time.monotonic() > deadline:
-                    raise IdempotencyKeyReused(
-                        "A request with this Idempotency-Key is still being processed; retry shortly.",
-                    ) from None
-                time.sleep(0.1)  # the racing request records its run within milliseconds
-                now = utcnow()
-        try:
-            registry.replace_idempotency_key(caller.key, key, earlier, run.id, fingerprint, utcnow())
-        except ConcurrentUpdate:
-            raise IdempotencyKeyReused(
-                "A request with this Idempotency-Key is still being processed; retry shortly."
-            ) from None
-        return None
-
     def _release(self, caller: Caller, key: str | None) -> None:
         """Frees the key of a request that started nothing, so a retry can start the run."""
         if key is None:
             return
         try:
-            self._context.registry.release_idempotency_key(caller.key, key)
+            self._context.idempotency.release(caller.key, key)
         except StorageUnavailable:
-            _LOGGER.warning("Could not release an idempotency key; it expires in %s", IDEMPOTENCY_TTL)
-
-
-def _fingerprint(request: dict[str, Any]) -> str:
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+            _LOGGER.warning("Could not release an idempotency key; it expires in %s", TTL)
 
 
 def _new_run(
-    target: str,
-    kind: Kind,
-    name: str,
+    kind: RunKind[Any, Any],
+    target: TargetEntry,
+    submission: Submission,
     caller: Caller,
+    rule: AccessRule,
     *,
-    parameters: dict[str, Any],
-    options: dict[str, Any] | None = None,
-    spark_pool: str | None = None,
-    max_duration_minutes: int | None = None,
     rerun_of: str | None = None,
 ) -> Run:
     now = utcnow()
     return Run(
-        id=new_run_id(target),
-        target=target,
-        kind=kind,
-        pipeline=name,
+        id=new_run_id(target.name),
+        target=target.name,
+        kind=kind.name,
+        pipeline=submission.name,
         status=RunStatus.SUBMITTING,
         created_at=now,
         updated_at=now,
-        parameters=parameters,
-        options=options or {},
-        spark_pool=spark_pool,
+        parameters=submission.parameters,
+        options=submission.options,
+        spark_pool=submission.pool,
         caller=caller.subscription,
         product=caller.product,
         correlation_id=caller.correlation_id,
-        max_duration_minutes=max_duration_minutes,
+        max_duration_minutes=rule.max_duration_minutes,
         rerun_of=rerun_of,
     )
-
-
-def _pipeline_submitted(created: CreatedRun) -> Submitted:
-    return Submitted(created.run_id, created.request_id, RunStatus.QUEUED, RunStatus.QUEUED)
-
-
-def _batch_submitted(client: SparkClient, definition: dict[str, Any]) -> Submitted:
-    created, batch = client.create_batch(definition)
-    return Submitted(created.run_id, created.request_id, batch.status, batch.state, batch.app_id)
-
-
-def _options_view(options: StartOptions) -> dict[str, Any]:
-    view = {
-        "referencePipelineRunId": options.reference_run_id,
-        "isRecovery": options.is_recovery,
-        "startActivityName": options.start_activity_name,
-        "startFromFailure": options.start_from_failure,
-    }
-    return {k: v for k, v in view.items() if v is not None}
 
 
 def _ending(run: Run) -> str:
     when = f" at {run.run_end:%Y-%m-%d %H:%M:%S} UTC" if run.run_end else ""
     return f"{run.status}{when}"
-
-
-def _no_start_from_failure() -> ValidationFailed:
-    return ValidationFailed(
-        "Synapse pipelines cannot start from failure.",
-        [
-            {
-                "field": "startFromFailure",
-                "message": "not supported by Synapse; use startActivityName with referencePipelineRunId",
-            }
-        ],
-    )

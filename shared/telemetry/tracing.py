@@ -17,9 +17,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from shared.config.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.azure.identity import TokenProvider
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,11 +63,12 @@ _configure_lock = threading.Lock()
 _configured = False
 
 
-def configure_telemetry(settings: Settings | None = None) -> bool:
+def configure_telemetry(settings: Settings | None = None, tokens: Callable[[], TokenProvider] | None = None) -> bool:
     """Sends traces, metrics and logs to Application Insights when its connection string is set.
 
     Once per process. Application Insights has local authentication disabled (infra/), so the exporter
-    authenticates with the app's managed identity, through the same credential as everything else.
+    authenticates with the app's managed identity: ``tokens`` gives the composition root's provider, so
+    telemetry shares the app's credential (without it, one is made from the settings).
     """
     global _configured
     with _configure_lock:
@@ -78,10 +82,11 @@ def configure_telemetry(settings: Settings | None = None) -> bool:
         from azure.monitor.opentelemetry import configure_azure_monitor
         from opentelemetry import metrics, trace
 
-        from shared.azure.identity import token_provider
+        from shared.azure.identity import TokenProvider
 
+        provider = tokens() if tokens else TokenProvider.from_settings(settings)
         try:
-            configure_azure_monitor(connection_string=connection_string, credential=token_provider(settings).credential)
+            configure_azure_monitor(connection_string=connection_string, credential=provider.credential)
         except ValueError as exc:  # a malformed connection string must not take the API down with it
             _LOGGER.error("Telemetry is off: APPLICATIONINSIGHTS_CONNECTION_STRING is invalid (%s)", exc)
             return False

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from offline.stack import OfflineStack
-from shared.azure.identity import reset_token_provider
 from shared.context import AppContext
 from shared.poller.poller import Poller
 from tests.conftest import body_of, integration_config, start
@@ -39,9 +38,7 @@ def stack(cli_stack: OfflineStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """The stack, as this process's environment (and identity) for the test's duration."""
     for name, value in cli_stack.environment().items():
         monkeypatch.setenv(name, value)
-    reset_token_provider()
     yield cli_stack
-    reset_token_provider()  # the next test builds its own from the environment monkeypatch restores
 
 
 class Cli:

@@ -102,7 +102,7 @@ def test_ack_removes_the_alert_and_its_repeats_and_records_who_and_when(
     assert f"Acknowledged {handled}:failed as " in result.stdout and f"(identity {client_id})" in result.stdout
     assert f"2 from {context.settings.alert_queue}" in result.stdout
     assert [a["runId"] for a in context.alerts.peek()] == [other]
-    record = context.registry.alert_history().get(f"{handled}:failed")
+    record = context.alert_history.get(f"{handled}:failed")
     assert record is not None and record.acknowledged_at is not None
     assert record.acknowledged_by is not None and client_id in record.acknowledged_by
 

@@ -22,6 +22,7 @@ from offline.localhost import LocalHost
 from offline.stack import OfflineStack
 from offline.webhook import WebhookReceiver
 from shared.alerts.forwarding import ALERT_ID_HEADER, DeliveryFailed, Webhook, forward
+from shared.alerts.model import Alert
 from shared.azure.queues import JsonQueue
 from shared.config.settings import Settings
 from shared.context import AppContext, app_context
@@ -106,14 +107,14 @@ def test_a_failure_reaches_teams_as_a_card_and_the_cli_reads_it_from_the_history
     with forwarder(stack, names, tmp_path, **settings) as context:
         failed = fail_and_alert((adf, "copy_sales"))[0]
         (post,) = receiver.wait_for(1)
-        wait_until(lambda: context.registry.alert_history().get(f"{failed}:failed") is not None)
+        wait_until(lambda: context.alert_history.get(f"{failed}:failed") is not None)
 
     card = post.json()["attachments"][0]["content"]
     assert card["body"][0]["text"] == f"Run failed: {adf}/copy_sales"
     assert card["actions"][0]["title"] == "Open in ADF Studio"
     assert post.headers[ALERT_ID_HEADER] == f"{failed}:failed"
     assert context.alerts.count() == 0, "the forwarder consumed the queue"
-    record = context.registry.alert_history().get(f"{failed}:failed")
+    record = context.alert_history.get(f"{failed}:failed")
     assert record is not None and record.forwarded_to == f"teams {receiver.url.split('/hooks')[0]}"
 
     listed = cli("alerts", env=settings)
@@ -166,7 +167,7 @@ def test_transient_failures_are_retried_with_backoff_and_retry_after(
     adf: str,
 ) -> None:
     fail_and_alert((adf, "copy_sales"))
-    alert = context.alerts.peek()[0]
+    alert = Alert.model_validate(context.alerts.peek()[0])
     slept: list[float] = []
     receiver.secret = "right"
     webhook = Webhook(receiver.url, "json", "right", sleep=slept.append)
@@ -182,16 +183,17 @@ def test_transient_failures_are_retried_with_backoff_and_retry_after(
     assert (first.attempts, second.attempts) == (3, 2)
     assert slept == [1.0, 2.0, 3.0, 1.0, 2.0]
     assert all(item.signature_valid for item in receiver.received), "every try is signed afresh"
-    assert receiver.accepted[0].json() == alert, "the generic format is the alert as on the queue"
+    assert receiver.accepted[0].json() == context.alerts.peek()[0], "the generic format is the alert as on the queue"
 
 
 def test_a_repeat_of_a_forwarded_alert_is_not_posted_again(
     receiver: WebhookReceiver, context: AppContext, fail_and_alert: Callable[..., list[str]], adf: str
 ) -> None:
     fail_and_alert((adf, "copy_sales"))
-    alert = context.alerts.peek()[0]
+    alert = Alert.model_validate(context.alerts.peek()[0])
     webhook = Webhook(receiver.url, "slack")
 
-    assert forward(context, alert, webhook) is True
-    assert forward(context, {**alert, "raisedAt": "2026-11-22T09:00:00Z"}, webhook) is False
+    assert forward(context.alert_history, alert, webhook) is True
+    repeat = alert.model_copy(update={"raisedAt": "2026-11-22T09:00:00Z"})
+    assert forward(context.alert_history, repeat, webhook) is False
     assert len(receiver.received) == 1

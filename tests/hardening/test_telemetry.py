@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from offline.emulator import Fault
 from offline.localhost import LocalHost
 from offline.stack import ROOT, OfflineStack
-from shared.azure.identity import reset_token_provider, token_provider
+from shared.azure.identity import TokenProvider
 from shared.config.settings import Settings
 from shared.context import AppContext
 from shared.functions.index import user_function
@@ -100,7 +100,6 @@ def test_with_a_connection_string_azure_monitor_is_configured_once_with_the_apps
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(distro, "configure_azure_monitor", lambda **options: calls.append(options))
     telemetry.uninstall()
-    reset_token_provider()
     settings = Settings({**os.environ, "APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION_STRING})
     try:
         assert telemetry.configure_telemetry(settings) is True
@@ -109,10 +108,9 @@ def test_with_a_connection_string_azure_monitor_is_configured_once_with_the_apps
         before = stack.emulator.counters.get("ManagedIdentity_GetToken:https://monitor.azure.com", 0)
         assert calls[0]["credential"].get_token("https://monitor.azure.com/.default").token
         assert stack.emulator.counters["ManagedIdentity_GetToken:https://monitor.azure.com"] == before + 1
-        assert token_provider(settings).credential.get_token("https://monitor.azure.com/.default").token
+        assert TokenProvider.from_settings(settings).credential.get_token("https://monitor.azure.com/.default").token
     finally:
         telemetry.uninstall()
-        reset_token_provider()
 
 
 def test_a_malformed_connection_string_turns_telemetry_off_not_the_app(
@@ -313,7 +311,6 @@ def test_the_logs_of_a_whole_scenario_hold_no_secret_and_every_app_line_a_correl
         logger.setLevel(logging.DEBUG)
     subscription_key = "5f0c6bd0a7c94b1e9c61d0a7c94b1e9c"
     try:
-        reset_token_provider()
         app = install(stack, names)
         with requests.Session() as caller:
             caller.headers.update({"x-functions-key": host.function_key, "Ocp-Apim-Subscription-Key": subscription_key})
@@ -327,7 +324,6 @@ def test_the_logs_of_a_whole_scenario_hold_no_secret_and_every_app_line_a_correl
             stack.emulator.clock.advance(30)
             user_function(function_app, "poll_runs")(object())
             assert len(app.alerts.peek()) == 1
-            reset_token_provider()
             install(stack, names)  # a cold instance, whose identity endpoint fails
             stack.emulator.faults.add(Fault(route="ManagedIdentity_GetToken", kind="status", status=500))
             assert (
@@ -338,7 +334,6 @@ def test_the_logs_of_a_whole_scenario_hold_no_secret_and_every_app_line_a_correl
         root.removeHandler(capture)
         for logger, level in zip(loud, levels, strict=True):
             logger.setLevel(level)
-        reset_token_provider()
     secrets = {
         "function key": host.function_key,
         "master key": host.master_key,

@@ -18,7 +18,6 @@ import requests
 from offline.emulator import Fault
 from offline.localhost import LocalHost
 from offline.stack import OfflineStack
-from shared.azure.identity import reset_token_provider
 from shared.context import AppContext
 from shared.poller.poller import Poller
 from shared.runs.model import RunStatus
@@ -40,11 +39,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineStack]:
 @pytest.fixture
 def fresh(stack: OfflineStack, names: dict[str, str]) -> Iterator[AppContext]:
     """A cold instance: no token cached yet, so token calls can be counted from zero."""
-    reset_token_provider()
     stack.emulator.faults.clear()
     yield install(stack, names)
     stack.emulator.faults.clear()
-    reset_token_provider()
 
 
 def start(api: requests.Session, host: LocalHost, target: str, pipeline: str, **body: object) -> requests.Response:

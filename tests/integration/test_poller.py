@@ -15,6 +15,7 @@ from offline.stack import OfflineStack
 from shared.context import AppContext
 from shared.errors import StorageUnavailable
 from shared.functions.index import user_function
+from shared.kinds.datafactory import DATAFACTORY
 from shared.poller.poller import Poller
 from shared.runs.model import Run, RunStatus
 from shared.runs.registry import RunRegistry
@@ -186,7 +187,7 @@ def test_cancelled_runs_alert_as_the_catalog_says(
     run_id = started(adf, "long_running")
     upstream_id = app.registry.get(run_id).upstream_run_id
     assert upstream_id
-    app.pipelines(app.catalog.get(adf)).cancel_run(upstream_id, recursive=False)
+    DATAFACTORY.client(app, app.catalog.get(adf)).cancel_run(upstream_id, recursive=False)
     stack.emulator.clock.advance(5)
     Poller(app).tick()
     assert app.registry.get(run_id).status == RunStatus.CANCELLED

@@ -10,7 +10,6 @@ import pytest
 
 from offline.emulator import Fault
 from offline.stack import OfflineStack
-from shared.azure.identity import reset_token_provider
 from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
 from shared.runs.model import RunStatus
@@ -201,7 +200,6 @@ def test_a_rejected_start_frees_its_idempotency_key(context: AppContext, stack: 
 def test_starting_100_runs_costs_one_token_per_audience(
     stack: OfflineStack, names: dict[str, str], adf: str, synapse: str
 ) -> None:
-    reset_token_provider()
     app = AppContext(Settings({**os.environ, **names}))
     set_app_context(app)
     before = stack.emulator.counters
@@ -277,7 +275,6 @@ def test_health_is_cheap_and_discreet(context: AppContext, stack: OfflineStack) 
 def test_identity_endpoint_down_is_503_naming_the_identity(
     stack: OfflineStack, names: dict[str, str], adf: str
 ) -> None:
-    reset_token_provider()
     app = AppContext(Settings({**os.environ, **names}))
     set_app_context(app)
     before = len(stack.emulator.runs())
@@ -286,7 +283,6 @@ def test_identity_endpoint_down_is_503_naming_the_identity(
         response = start(adf, "daily_load")
     finally:
         stack.emulator.faults.clear()
-        reset_token_provider()
         set_app_context(None)
     document = problem(response, 503, "identity-unavailable")
     assert f"Managed identity {stack.emulator.info['client_id']}" in document["detail"]

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from offline.stack import OfflineStack
-from shared.azure.identity import reset_token_provider
 from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
 from shared.poller.poller import Poller
@@ -23,11 +22,9 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineStack
     saved = dict(os.environ)
     with OfflineStack(tmp_path_factory.mktemp("outage"), emulator_config=integration_config()) as stack:
         stack.apply_environment()
-        reset_token_provider()
         yield stack
     os.environ.clear()
     os.environ.update(saved)
-    reset_token_provider()
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
-from shared.config.catalog import DataFactoryTarget, SynapseTarget, load_catalog, parse_catalog
+from shared.config.catalog import load_catalog, parse_catalog
 from shared.config.settings import Settings
 from shared.errors import ConfigurationError, NotAllowed, TargetNotFound
+from shared.kinds.datafactory import DataFactoryTarget
+from shared.kinds.registry import kind_for
+from shared.kinds.synapse import SynapseTarget
 
 SUB = "00000000-0000-0000-0000-000000000001"
 
@@ -86,14 +89,15 @@ def test_not_json_is_reported() -> None:
 
 def test_access_rules_exact_glob_and_products() -> None:
     sales = parse_catalog(catalog(adf()), "test").get("sales")
-    assert sales.pipeline_rule("daily_load", None).match == "daily_load"
-    assert sales.pipeline_rule("copy_sales", "erp").max_duration_minutes == 30
+    kind = kind_for("pipelines", sales)
+    assert kind.rule(sales, "daily_load", None).match == "daily_load"
+    assert kind.rule(sales, "copy_sales", "erp").max_duration_minutes == 30
     with pytest.raises(NotAllowed, match="not available to your API product"):
-        sales.pipeline_rule("copy_sales", "marketing")
+        kind.rule(sales, "copy_sales", "marketing")
     with pytest.raises(NotAllowed, match="not available to your API product"):
-        sales.pipeline_rule("copy_sales", None)
+        kind.rule(sales, "copy_sales", None)
     with pytest.raises(NotAllowed, match="not in the catalog"):
-        sales.pipeline_rule("drop_tables", None)
+        kind.rule(sales, "drop_tables", None)
 
 
 def test_unknown_target() -> None:

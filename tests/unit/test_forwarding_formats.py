@@ -6,17 +6,17 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from shared.alerts.build import build_alert
 from shared.alerts.formats import slack_blocks, teams_card
 from shared.alerts.forwarding import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, verify
+from shared.alerts.model import Alert
 from shared.config.catalog import parse_catalog
 from shared.config.settings import Settings
-from shared.kinds.pipelines import ActivityRun
-from shared.kinds.tracking import FailureDetails
+from shared.kinds.base import FailedActivity, FailureDetails
+from shared.kinds.registry import kind_named
 from shared.runs.model import Run
 
 NOW = datetime(2026, 11, 22, 2, 0, 48, tzinfo=UTC)
@@ -48,7 +48,7 @@ CATALOG = parse_catalog(
 WHY = "Cannot connect to <sales-db> & its firewall. " + "x" * 5000
 
 
-def adf_alert() -> dict[str, Any]:
+def adf_alert() -> Alert:
     run = Run(
         id="sales.8204687154850144pwgxk",
         target="sales",
@@ -66,10 +66,11 @@ def adf_alert() -> dict[str, Any]:
         product="erp",
         message="Operation on target CopySales failed",
     )
-    activity = ActivityRun("CopySales", "Copy", "Failed", None, run.run_start, NOW, 3000, "2200", "UserError", WHY)
+    activity = FailedActivity("CopySales", "Copy", "2200", "UserError", WHY, run.run_start, NOW)
     return build_alert(
         run,
         "failed",
+        kind=kind_named(run.kind),
         target=CATALOG.get("sales"),
         details=FailureDetails(activities=[activity]),
         history=[],
@@ -78,7 +79,7 @@ def adf_alert() -> dict[str, Any]:
     )
 
 
-def spark_alert() -> dict[str, Any]:
+def spark_alert() -> Alert:
     run = Run(
         id="lake.8204687154850144sparkab",
         target="lake",
@@ -97,7 +98,14 @@ def spark_alert() -> dict[str, Any]:
         app_id="application_1732240000000_0017",
     )
     return build_alert(
-        run, "failed", target=CATALOG.get("lake"), details=details, history=[], settings=Settings({}), now=NOW
+        run,
+        "failed",
+        kind=kind_named(run.kind),
+        target=CATALOG.get("lake"),
+        details=details,
+        history=[],
+        settings=Settings({}),
+        now=NOW,
     )
 
 
@@ -111,7 +119,7 @@ def test_teams_gets_an_adaptive_card_with_the_summary_facts_why_and_studio_butto
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     texts = [block.get("text", "") for block in card["body"]]
-    assert texts[0] == "Run failed: sales/copy_sales" and texts[1] == alert["summary"]
+    assert texts[0] == "Run failed: sales/copy_sales" and texts[1] == alert.summary
     facts = {fact["title"]: fact["value"] for fact in card["body"][2]["facts"]}
     assert facts["Pipeline"] == "copy_sales" and facts["Status"] == "Failed"
     assert facts["When"] == "2026-11-22 02:00:45 → 02:00:48 UTC (3s)"
@@ -119,7 +127,7 @@ def test_teams_gets_an_adaptive_card_with_the_summary_facts_why_and_studio_butto
     assert "Failed activity CopySales (Copy), UserError 2200" in texts
     assert all(len(text) <= 2500 for text in texts), "long messages are cut, not refused by Teams"
     buttons = {action["title"]: action["url"] for action in card["actions"]}
-    assert buttons["Open in ADF Studio"] == alert["links"]["studio"]
+    assert buttons["Open in ADF Studio"] == alert.links["studio"]
     assert buttons["Run in the gateway"] == "https://apim.example/pipelines/api/runs/sales.8204687154850144pwgxk"
 
 
@@ -140,7 +148,7 @@ def test_slack_gets_block_kit_within_its_limits_with_mrkdwn_escaped() -> None:
         "*Failed activity CopySales (Copy), UserError 2200*\n```Cannot connect to &lt;sales-db&gt; &amp; its"
     )
     assert all(len(block.get("text", {}).get("text", "")) <= 3000 for block in blocks)
-    assert blocks[-1]["elements"][0]["url"] == alert["links"]["studio"]
+    assert blocks[-1]["elements"][0]["url"] == alert.links["studio"]
 
 
 def test_a_spark_failure_carries_its_errors_and_the_end_of_the_driver_log() -> None:
@@ -158,7 +166,7 @@ def test_a_spark_failure_carries_its_errors_and_the_end_of_the_driver_log() -> N
 
 
 def test_the_signature_is_an_hmac_of_timestamp_and_body_that_receivers_can_verify() -> None:
-    body = json.dumps(adf_alert()).encode()
+    body = json.dumps(adf_alert().queue_message()).encode()
     expected = hmac.new(b"s3cret", b"1732240848." + body, hashlib.sha256).hexdigest()
     header = signature("s3cret", "1732240848", body)
     headers = {TIMESTAMP_HEADER: "1732240848", SIGNATURE_HEADER: header}
@@ -172,6 +180,6 @@ def test_the_signature_is_an_hmac_of_timestamp_and_body_that_receivers_can_verif
 
 @pytest.mark.parametrize("kind", ["overdue", "unknown", "cancelled"])
 def test_every_alert_kind_has_its_own_title(kind: str) -> None:
-    alert = {**adf_alert(), "kind": kind}
+    alert = adf_alert().model_copy(update={"kind": kind})
     assert teams_card(alert)["attachments"][0]["content"]["body"][0]["text"].endswith(": sales/copy_sales")
     assert not teams_card(alert)["attachments"][0]["content"]["body"][0]["text"].startswith("Run failed")

@@ -1,0 +1,112 @@
+"""What every catalog entry has: a name, access rules limited to products, alert preferences.
+
+Each kind of target (``shared.kinds``) extends ``TargetEntry`` with the fields that locate it in Azure;
+the catalog (``shared.config.catalog``) collects the kinds' entry models into one discriminated union.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from abc import abstractmethod
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from shared.config import names
+from shared.errors import NotAllowed
+
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+class CatalogModel(BaseModel):
+    """Catalog JSON is camelCase, strict about unknown fields, and immutable once loaded."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+def check_name(rule: names.NameRule, value: str) -> str:
+    problem = rule.problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def optional_name(rule: names.NameRule, value: str | None) -> str | None:
+    return None if value is None else check_name(rule, value)
+
+
+class AccessRule(CatalogModel):
+    """One allowed pipeline or Spark pool: an exact name or a glob, optionally limited to products."""
+
+    match: str = Field(min_length=1, max_length=260)
+    max_duration_minutes: int | None = Field(default=None, gt=0)
+    products: tuple[str, ...] | None = None
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.match)
+
+    def allows_product(self, product: str | None) -> bool:
+        return self.products is None or (product is not None and product in self.products)
+
+    @property
+    def is_exact(self) -> bool:
+        return not GLOB_CHARACTERS & set(self.match)
+
+
+def as_rules(value: Any) -> Any:
+    """Lets operators write a bare name instead of ``{"match": name}``."""
+    if isinstance(value, list):
+        return [{"match": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class TargetEntry(CatalogModel):
+    """A factory, workspace or other place runs start; ``kind`` says which adapter serves it."""
+
+    kind: str
+    name: str
+    pipelines: tuple[AccessRule, ...] = ()
+    alert_on_cancelled: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(names.TARGET, value)
+
+    @field_validator("pipelines", mode="before")
+    @classmethod
+    def _pipelines(cls, value: Any) -> Any:
+        return as_rules(value)
+
+    @field_validator("pipelines")
+    @classmethod
+    def _pipeline_names(cls, rules: tuple[AccessRule, ...]) -> tuple[AccessRule, ...]:
+        for rule in rules:
+            if rule.is_exact:
+                check_name(names.PIPELINE, rule.match)
+        return rules
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the target is, in an on-call engineer's words (``factory f (rg)``)."""
+
+    @property
+    @abstractmethod
+    def resource_id(self) -> str | None:
+        """The ARM resource id, when the catalog gives enough to build it."""
+
+    @abstractmethod
+    def described(self) -> dict[str, str]:
+        """The kind's own fields a caller may see (``factoryName``...); never subscription ids."""
+
+
+def allowed(rules: tuple[AccessRule, ...], name: str, product: str | None, what: str, target: str) -> AccessRule:
+    """The rule that lets ``product`` use ``name``; raises NotAllowed when none does."""
+    for rule in rules:
+        if rule.matches(name):
+            if rule.allows_product(product):
+                return rule
+            raise NotAllowed(f"{what} on target {target!r} is not available to your API product.")
+    raise NotAllowed(f"{what} is not in the catalog of target {target!r}; ask the platform team to add it.")
