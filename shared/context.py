@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.config.catalog import Catalog, load_catalog
 from shared.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from shared.azure.identity import TokenProvider
     from shared.azure.queues import JsonQueue
     from shared.azure.transport import UpstreamClient
+    from shared.config.catalog import Catalog
     from shared.runs.idempotency import IdempotencyKeys
     from shared.runs.registry import RunRegistry
 
@@ -37,6 +37,8 @@ class AppContext:
 
     @property
     def catalog(self) -> Catalog:
+        from shared.config.catalog import load_catalog
+
         return load_catalog(self.settings)
 
     @property

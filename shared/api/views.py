@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config.catalog import Catalog
 from shared.config.settings import Settings
@@ -15,7 +15,7 @@ from shared.kinds.checks import Check
 from shared.kinds.registry import RUN_KINDS, TARGET_KINDS, kind_named, kinds_of
 from shared.runs.model import Run, RunStatus, iso_time
 
-Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class View(BaseModel):
