@@ -9,8 +9,13 @@ recorded, is *lost*; a second run for one key, in the registry or in Azure, is *
     python -m bench.load [--starts 300] [--concurrency 32] [--reads 2] [--repeats 0.1]
                          [--latency-ms 50] [--time-limit 300]
 
+A connection reset or timeout is what a real client sees under load too: it is counted (``errors``, by
+kind of request), not fatal; a start is then sent again with the same key, as a client would, up to
+``START_ATTEMPTS`` times, and a status read is not retried. Latencies are of answered requests only.
+
 Bounded in requests and time; everything listens on 127.0.0.1 and stops with this process. The last
-line printed is one JSON object; the exit code is 1 unless nothing was lost, doubled or refused.
+line printed is one JSON object; the exit code is 1 unless nothing was lost, doubled, refused or left
+unanswered.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from bench.harness import Gateway, gateway, percentile
 # (target index in the emulator's info, kind, pipeline): both audiences, both services.
 WORK = (("factories", "daily_load"), ("workspaces", "refresh_lake"))
 BUSY_RETRIES = 20  # a racing duplicate waits for the first request to record its run
+START_ATTEMPTS = 5  # a keyed start is sent again after a connection error, as a client would
+RECONNECT_PAUSE_S = 0.2
 
 
 @dataclass
@@ -46,11 +53,22 @@ class Tally:
     replays: int = 0
     busy: int = 0
     failures: list[str] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # kind -> connection errors
+    first_errors: list[str] = field(default_factory=list)  # the first few, for the console
+    unanswered: int = 0  # starts that got no answer at all, even after retries
     sent: int = 0
 
-    def timed(self, kind: str, send: Any) -> requests.Response:
+    def timed(self, kind: str, send: Any) -> requests.Response | None:
+        """The answer, or None when the connection failed (reset, refused, timed out): counted, not raised."""
         started = time.perf_counter()
-        response: requests.Response = send()
+        try:
+            response: requests.Response = send()
+        except requests.RequestException as error:
+            with self.lock:
+                self.errors[kind] += 1
+                if len(self.first_errors) < 10:
+                    self.first_errors.append(f"{kind}: {type(error).__name__}: {error}")
+            return None
         with self.lock:
             self.latencies[kind].append((time.perf_counter() - started) * 1000)
             self.sent += 1
@@ -80,15 +98,28 @@ class Caller:
             return
         url = f"{self.gateway.api_url}/targets/{target}/pipelines/{pipeline}/runs"
         body = {"parameters": {"load": index}}
-        for _ in range(BUSY_RETRIES):
+        response: requests.Response | None = None
+        attempts = 0
+        for _ in range(BUSY_RETRIES + START_ATTEMPTS):
             response = self.tally.timed(
                 "start", lambda: self.session.post(url, json=body, headers={"Idempotency-Key": key}, timeout=60)
             )
+            if response is None:
+                attempts += 1
+                if attempts >= START_ATTEMPTS:
+                    break
+                time.sleep(RECONNECT_PAUSE_S)
+                continue
             if response.status_code != 409:
                 break
             with self.tally.lock:
                 self.tally.busy += 1
             time.sleep(0.1)
+        if response is None:
+            with self.tally.lock:
+                self.tally.unanswered += 1
+                self.tally.failures.append(f"start {key}: no answer after {attempts} connection errors")
+            return
         if response.status_code != 202:
             with self.tally.lock:
                 self.tally.failures.append(f"start {key}: {response.status_code} {response.text[:200]}")
@@ -101,9 +132,14 @@ class Caller:
             read = self.tally.timed(
                 "status", lambda: self.session.get(f"{self.gateway.api_url}/runs/{run['id']}", timeout=60)
             )
-            if read.status_code != 200:
+            if read is not None and read.status_code != 200:
                 with self.tally.lock:
                     self.tally.failures.append(f"status {run['id']}: {read.status_code} {read.text[:200]}")
+
+
+def milliseconds(samples: list[float], fraction: float) -> float | None:
+    """A percentile rounded for the report; None when nothing of that kind was answered (``--reads 0``)."""
+    return round(percentile(samples, fraction), 1) if samples else None
 
 
 def registry_runs(gateway: Gateway, targets: list[str]) -> list[dict[str, Any]]:
@@ -175,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded = registry_runs(running, targets)
         started = running.admin("GET", "runs")["value"]
     everything = [ms for samples in tally.latencies.values() for ms in samples]
+    connection_errors = sum(tally.errors.values())
     result: dict[str, Any] = {
         "requests": tally.sent,
         "concurrency": args.concurrency,
@@ -186,27 +223,31 @@ def main(argv: list[str] | None = None) -> int:
         "latency_ms": args.latency_ms,
         "seconds": round(wall, 1),
         "throughput_rps": round(tally.sent / wall, 1),
-        "p50_ms": round(percentile(everything, 0.50), 1),
-        "p99_ms": round(percentile(everything, 0.99), 1),
+        "p50_ms": milliseconds(everything, 0.50),
+        "p99_ms": milliseconds(everything, 0.99),
         **{
-            f"{kind}_{name}_ms": round(percentile(samples, fraction), 1)
+            f"{kind}_{name}_ms": milliseconds(samples, fraction)
             for kind, samples in tally.latencies.items()
+            if samples
             for name, fraction in (("p50", 0.50), ("p99", 0.99))
         },
-        "refused": len(tally.failures),
+        "errors": connection_errors,
+        **{f"{kind}_errors": count for kind, count in sorted(tally.errors.items())},
+        "unanswered": tally.unanswered,
+        "refused": len(tally.failures) - tally.unanswered,
         **reckon(tally, recorded, started),
     }
-    for failure in tally.failures[:10]:
+    for failure in [*tally.first_errors, *tally.failures][:10]:
         print(failure)
     print(
         f"{result['requests']} requests from {args.concurrency} callers in {result['seconds']}s "
         f"({result['throughput_rps']}/s), p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; "
         f"{result['starts']} starts ({result['replayed']} replays) -> answered {result['answered_runs']}, "
         f"registry {result['registry_runs']}, Azure {result['azure_runs']}: lost {result['lost']}, "
-        f"doubled {result['doubled']}"
+        f"doubled {result['doubled']}; {connection_errors} connection errors, {tally.unanswered} starts unanswered"
     )
     print(json.dumps(result))
-    healthy = result["agree"] and not (result["lost"] or result["doubled"] or result["refused"])
+    healthy = result["agree"] and not (result["lost"] or result["doubled"] or result["refused"] or result["unanswered"])
     return 0 if healthy else 1
 
 

@@ -131,10 +131,16 @@ def _reply(response: object) -> Reply:
 
 class LocalHttpServer(ThreadingHTTPServer):
     """Threaded, HTTP/1.1 keep-alive; ``close_connections`` ends kept-alive connections on stop, which
-    ``shutdown()`` alone leaves open."""
+    ``shutdown()`` alone leaves open.
+
+    The listen backlog is a real server's, not socketserver's 5: with dozens of callers connecting at once
+    (a load test, clients reconnecting after a restart) a backlog of 5 overflows and the kernel resets
+    connections the host would have served a moment later.
+    """
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], dispatcher: HttpDispatcher, max_body_bytes: int, verbose: bool):
         self.dispatcher = dispatcher
