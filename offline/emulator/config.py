@@ -15,7 +15,7 @@ omitted keys take the defaults of the dataclasses below)::
          "location": "West Europe", "tags": {"env": "dev"},
          "pipelines": [
            {"name": "copy_sales", "outcome": "Failed", "queue_s": 1, "duration_s": 3,
-            "recover_on_rerun": true,
+            "recover_on_rerun": true, "parameters": {"day": "String", "tables": "Array"},
             "activities": [{"name": "CopySales", "type": "Copy"},
                            {"name": "RunChild", "type": "ExecutePipeline", "pipeline": "daily_load"}],
             "failure": {"activity": "CopySales", "error_code": "2200", "failure_type": "UserError",
@@ -31,6 +31,10 @@ Timelines: a pipeline run is ``Queued`` for ``queue_s`` then ``InProgress`` whil
 one after another (``duration_s`` shared equally; an ``ExecutePipeline`` activity lasts as long as
 its child run), then ``Succeeded`` or ``Failed`` at the failing activity. A Spark batch is
 ``not_started`` for ``queue_s``, ``starting`` for ``startup_s``, ``running`` for ``duration_s``.
+
+Pipeline ``parameters`` declare names and types (what Pipelines_Get reports); when present, a run
+keeps only the declared names of what createRun was given. Left out (``null``), the pipeline declares
+nothing and its runs report every parameter they were given, as all pipelines did before declarations.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ from typing import Any, Literal, TypeVar, cast
 _T = TypeVar("_T")
 Outcome = Literal["Succeeded", "Failed"]
 OUTCOMES: tuple[str, ...] = ("Succeeded", "Failed")
+# ParameterSpecification.type in both specs (ADF datafactory.json, Synapse artifacts.json).
+PARAMETER_TYPES: tuple[str, ...] = ("String", "Int", "Float", "Bool", "Array", "Object", "SecureString")
+MAX_PARAMETERS = 50  # Data Factory's documented limit per pipeline (rest-contracts §7)
 
 # The ADF spec's name rules (rest-contracts §1); Synapse artifacts use the same pipeline rule.
 PIPELINE_NAME = re.compile(r"^[A-Za-z0-9_][^<>*#.%&:\\+?/]*$")
@@ -87,6 +94,13 @@ class FailureSpec:
 
 @dataclass(frozen=True)
 class PipelineSpec:
+    """A pipeline: how its runs go, and optionally the parameters it declares.
+
+    ``parameters`` maps each declared name to its ADF/Synapse type. ``None`` (the default) is the
+    legacy pipeline that declares nothing yet reports every parameter a run was given; a mapping, even
+    an empty one, makes runs keep only the declared names (see ``run_parameters``).
+    """
+
     name: str
     outcome: Outcome = "Succeeded"
     queue_s: float = 1.0
@@ -94,6 +108,7 @@ class PipelineSpec:
     activities: Sequence[ActivitySpec] = ()
     failure: FailureSpec | None = None
     recover_on_rerun: bool = True
+    parameters: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         _check(PIPELINE_NAME, self.name, "pipeline name", 260)
@@ -111,6 +126,34 @@ class PipelineSpec:
             raise ValueError(f"pipeline {self.name!r}: activity names must be unique")
         object.__setattr__(self, "activities", activities)
         object.__setattr__(self, "failure", failure if self.outcome == "Failed" else None)
+        if self.parameters is not None:
+            object.__setattr__(self, "parameters", _declared_parameters(self.name, self.parameters))
+
+    def run_parameters(self, given: Mapping[str, str]) -> dict[str, str]:
+        """What a run of this pipeline reports of the parameters createRun was ``given``.
+
+        The specs type createRun's body as an open map and say nothing about names the pipeline does
+        not declare; the emulator takes the conservative reading that the service drops them silently
+        (no error), matching names exactly. A pipeline that declares nothing (``None``) keeps them all.
+        """
+        if self.parameters is None:
+            return dict(given)
+        return {name: value for name, value in given.items() if name in self.parameters}
+
+
+def _declared_parameters(pipeline: str, parameters: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(parameters, Mapping):
+        raise ValueError(f"pipeline {pipeline!r}: parameters must map names to types")
+    if len(parameters) > MAX_PARAMETERS:
+        raise ValueError(f"pipeline {pipeline!r}: at most {MAX_PARAMETERS} parameters")
+    for name, kind in parameters.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"pipeline {pipeline!r}: parameter names must be non-empty strings")
+        if kind not in PARAMETER_TYPES:
+            raise ValueError(
+                f"pipeline {pipeline!r}: parameter {name!r} has type {kind!r}; use one of {PARAMETER_TYPES}"
+            )
+    return dict(parameters)
 
 
 @dataclass(frozen=True)

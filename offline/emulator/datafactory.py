@@ -1,4 +1,4 @@
-"""Azure Data Factory's ARM API (2018-06-01): Factories_Get and the pipeline-run operations."""
+"""Azure Data Factory's ARM API (2018-06-01): Factories_Get, Pipelines_Get and the pipeline-run operations."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from .arm import ArmDirectory, check_name, resource_not_found, stable_uuid
 from .clock import isoformat
 from .config import FACTORY_NAME, PIPELINE_NAME, FactorySpec, PipelineSpec
+from .definitions import pipeline_resource
 from .queries import parse_query
 from .server import ApiError, Request, Response, Router
 from .store import RunStore, to_parameter_strings
 
 API_VERSIONS = ("2018-06-01",)
 FACTORY_TYPE = "Microsoft.DataFactory/factories"
+PIPELINE_TYPE = "Microsoft.DataFactory/factories/pipelines"
 PREFIX = (
     "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
     "/providers/Microsoft.DataFactory/factories/{factoryName}"
@@ -26,6 +28,13 @@ FACTORY_HINT = (
 
 def factory_scope(factory: FactorySpec) -> str:
     return f"adf:{factory.subscription_id}/{factory.resource_group}/{factory.name}".lower()
+
+
+def factory_id(factory: FactorySpec) -> str:
+    return (
+        f"/subscriptions/{factory.subscription_id}/resourceGroups/{factory.resource_group}"
+        f"/providers/{FACTORY_TYPE}/{factory.name}"
+    )
 
 
 class DataFactoryApi:
@@ -49,6 +58,15 @@ class DataFactoryApi:
     def register(self, router: Router) -> None:
         versions = API_VERSIONS
         router.add("Factories_Get", "GET", PREFIX, self.get_factory, "arm", rate="reads", api_versions=versions)
+        router.add(
+            "Pipelines_Get",
+            "GET",
+            PREFIX + "/pipelines/{pipelineName}",
+            self.get_pipeline,
+            "arm",
+            rate="reads",
+            api_versions=versions,
+        )
         router.add(
             "Pipelines_CreateRun",
             "POST",
@@ -109,13 +127,9 @@ class DataFactoryApi:
 
     def get_factory(self, request: Request) -> Response:
         factory, _ = self._factory(request)
-        resource_id = (
-            f"/subscriptions/{factory.subscription_id}/resourceGroups/{factory.resource_group}"
-            f"/providers/{FACTORY_TYPE}/{factory.name}"
-        )
+        resource_id = factory_id(factory)
         etag = '"' + stable_uuid("etag", resource_id) + '"'
-        wanted = request.headers.get("if-none-match")
-        if wanted is not None and (wanted.strip() == "*" or _bare(wanted) == _bare(etag)):
+        if request.none_match(etag):
             return Response(304, None, {"ETag": etag})
         body = {
             "name": factory.name,
@@ -146,6 +160,14 @@ class DataFactoryApi:
             raise ApiError(404, "EntityNotFound", f"Entity {name} not found", target=f"pipeline/{name}/")
         return spec
 
+    def get_pipeline(self, request: Request) -> Response:
+        factory, scope = self._factory(request)
+        spec = self._pipeline(scope, request.params["pipelineName"])
+        body = pipeline_resource(spec, f"{factory_id(factory)}/pipelines/{spec.name}", PIPELINE_TYPE)
+        if request.none_match(body["etag"]):
+            return Response(304, None)
+        return Response(200, body)
+
     def create_run(self, request: Request) -> Response:
         _, scope = self._factory(request)
         spec = self._pipeline(scope, request.params["pipelineName"])
@@ -154,6 +176,7 @@ class DataFactoryApi:
             scope,
             spec,
             parameters,
+            correlation_id=request.correlation_request_id,
             reference_run_id=request.query.get("referencepipelinerunid") or None,
             is_recovery=bool(request.flag("isRecovery")),
             start_activity=request.query.get("startactivityname") or None,
@@ -179,7 +202,3 @@ class DataFactoryApi:
         _, scope = self._factory(request)
         query = parse_query(request.json(), "activity")
         return Response(200, self.store.query_activities(scope, request.params["runId"], query))
-
-
-def _bare(etag: str) -> str:
-    return etag.strip().removeprefix("W/").strip('"')

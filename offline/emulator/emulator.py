@@ -215,7 +215,12 @@ class Emulator:
         self._counters.reset()
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every pipeline run and Spark batch created so far, oldest first."""
+        """Every pipeline run and Spark batch created so far, oldest first.
+
+        Each item's ``createCorrelationId`` is the ``x-ms-correlation-request-id`` its create call sent
+        (``None`` without one, and for child runs), which the Azure-facing APIs never return: it is how
+        a benchmark tells which of the app's requests created which run.
+        """
         return [*self.store.all_runs(), *self.spark.all_batches()]
 
     def set_page_size(self, size: int) -> None:

@@ -76,6 +76,21 @@ class Request:
                 f"The request content was invalid and could not be deserialized: '{exc}'.",
             ) from exc
 
+    @property
+    def correlation_request_id(self) -> str | None:
+        """The caller's ``x-ms-correlation-request-id`` (``None`` when absent or empty).
+
+        Stores keep it per created run, so a test can tell which of the app's requests created what.
+        """
+        return self.headers.get("x-ms-correlation-request-id") or None
+
+    def none_match(self, etag: str) -> bool:
+        """Whether ``If-None-Match`` names ``etag`` (quoted or not, weak or not) or is ``*``: a 304."""
+        wanted = self.headers.get("if-none-match")
+        if wanted is None:
+            return False
+        return wanted.strip() == "*" or _bare(wanted) == _bare(etag)
+
     def flag(self, name: str) -> bool | None:
         """A boolean query option as ADF reads it; anything but true/false is a 400."""
         raw = self.query.get(name.lower())
@@ -84,6 +99,10 @@ class Request:
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
         raise ApiError(400, "InvalidParameter", f"The value '{raw}' is not valid for the '{name}' parameter.")
+
+
+def _bare(etag: str) -> str:
+    return etag.strip().removeprefix("W/").strip('"')
 
 
 @dataclass

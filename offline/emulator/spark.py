@@ -56,6 +56,7 @@ class SparkBatch:
     ended_at: float
     succeeds: bool
     app_id: str
+    create_correlation_id: str | None  # the create call's x-ms-correlation-request-id, for the admin listing
     cancel_at: float | None = None
 
     def state(self, now: float) -> str:
@@ -173,6 +174,7 @@ class SparkApi:
                 ended_at=now + pool.queue_s + pool.startup_s + pool.duration_s,
                 succeeds=succeeds,
                 app_id=f"application_{int(now * 1000)}_{batch_id:04d}",
+                create_correlation_id=request.correlation_request_id,
             )
             self._batches[key][batch_id] = batch
         return Response(200, self._render(batch, bool(request.flag("detailed"))))
@@ -213,6 +215,7 @@ class SparkApi:
                 "state": b.state(now),
                 "result": b.result(b.state(now)),
                 "created": isoformat(b.created),
+                "createCorrelationId": b.create_correlation_id,
             }
             for b in batches
         ]

@@ -79,7 +79,13 @@ class RunStore:
         is_recovery: bool = False,
         start_activity: str | None = None,
         start_from_failure: bool = False,
+        correlation_id: str | None = None,
     ) -> PipelineRun:
+        """A new run of ``spec``.
+
+        It keeps of ``parameters`` only what the pipeline declares (``PipelineSpec.run_parameters``), and
+        records ``correlation_id``, the create call's ``x-ms-correlation-request-id``, for the admin listing.
+        """
         with self._lock:
             now = self.clock.now()
             self._materialize(now)
@@ -119,7 +125,16 @@ class RunStore:
                         earlier.superseded = True
             invoked_by = {"name": "Manual", "id": uuid.uuid4().hex, "invokedByType": "Manual"}
             return self._start(
-                scope, spec, run_id, group_id, dict(parameters), invoked_by, now, start_index, force_success
+                scope,
+                spec,
+                run_id,
+                group_id,
+                spec.run_parameters(parameters),
+                invoked_by,
+                now,
+                start_index,
+                force_success,
+                correlation_id=correlation_id,
             )
 
     def _start(
@@ -134,6 +149,7 @@ class RunStore:
         start_index: int,
         force_success: bool,
         parent_run_id: str | None = None,
+        correlation_id: str | None = None,
     ) -> PipelineRun:
         started = created + spec.queue_s
         plans = plan_activities(spec, self._pipelines[scope], started, start_index, force_success)
@@ -154,6 +170,7 @@ class RunStore:
             activities=plans,
             seq=next(self._seq),
             parent_run_id=parent_run_id,
+            create_correlation_id=correlation_id,
         )
         self._by_scope[scope].append(run)
         self._by_id[run_id] = run
@@ -261,6 +278,7 @@ class RunStore:
                 "status": run.status(now),
                 "runStart": isoformat(run.created),
                 "parameters": dict(run.parameters),
+                "createCorrelationId": run.create_correlation_id,
             }
             for run in runs
         ]

@@ -1,4 +1,5 @@
-"""Synapse data-plane pipeline API (2020-12-01), served under ``/synapse/{workspace}``.
+"""Synapse data-plane pipeline API (2020-12-01), served under ``/synapse/{workspace}``: the pipeline
+definition (Pipeline_GetPipeline) and the pipeline-run operations.
 
 A real workspace has its own host (``{workspace}.dev.azuresynapse.net``); the SDK takes that host as
 its ``endpoint``, so a path prefix on the shared port works unchanged. Differences from ADF follow
@@ -11,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .arm import check_name
-from .config import PIPELINE_NAME, WorkspaceSpec
+from .config import PIPELINE_NAME, PipelineSpec, WorkspaceSpec
+from .definitions import pipeline_resource
 from .queries import parse_query
 from .server import ApiError, Request, Response, Router
 from .store import RunStore, to_parameter_strings
 
 API_VERSIONS = ("2020-12-01", "2019-06-01-preview")
 PREFIX = "/synapse/{workspace}"
+# The type the artifacts spec's Pipelines_Get example gives.
+PIPELINE_TYPE = "Microsoft.Synapse/workspaces/pipelines"
 PIPELINE_HINT = "It must start with a letter, number or underscore and cannot contain <>*#.%&:\\+?/ characters."
 
 
@@ -42,6 +46,14 @@ class SynapsePipelinesApi:
 
     def register(self, router: Router) -> None:
         versions = API_VERSIONS
+        router.add(
+            "Pipeline_GetPipeline",
+            "GET",
+            PREFIX + "/pipelines/{pipelineName}",
+            self.get_pipeline,
+            "synapse",
+            api_versions=versions,
+        )
         router.add(
             "Pipeline_CreatePipelineRun",
             "POST",
@@ -86,18 +98,34 @@ class SynapsePipelinesApi:
     def _scope(self, request: Request) -> str:
         return workspace_scope(find_workspace(self._workspaces, request.params["workspace"]))
 
-    def create_run(self, request: Request) -> Response:
-        scope = self._scope(request)
-        name = request.params["pipelineName"]
+    def _pipeline(self, scope: str, name: str) -> PipelineSpec:
         check_name(name, PIPELINE_NAME, 1, 260, "pipeline", PIPELINE_HINT)
         spec = self.store.pipeline(scope, name)
         if spec is None:
             # Approximation: the spec does not document the code for an unknown pipeline.
             raise ApiError(404, "PipelineNotFound", f"Pipeline '{name}' not found.", target=f"pipeline/{name}/")
+        return spec
+
+    def get_pipeline(self, request: Request) -> Response:
+        workspace = find_workspace(self._workspaces, request.params["workspace"])
+        spec = self._pipeline(workspace_scope(workspace), request.params["pipelineName"])
+        resource_id = (
+            f"/subscriptions/{workspace.subscription_id}/resourceGroups/{workspace.resource_group}"
+            f"/providers/Microsoft.Synapse/workspaces/{workspace.name}/pipelines/{spec.name}"
+        )
+        body = pipeline_resource(spec, resource_id, PIPELINE_TYPE)
+        if request.none_match(body["etag"]):
+            return Response(304, None)
+        return Response(200, body)
+
+    def create_run(self, request: Request) -> Response:
+        scope = self._scope(request)
+        spec = self._pipeline(scope, request.params["pipelineName"])
         run = self.store.create(
             scope,
             spec,
             to_parameter_strings(request.json()),
+            correlation_id=request.correlation_request_id,
             reference_run_id=request.query.get("referencepipelinerunid") or None,
             is_recovery=bool(request.flag("isRecovery")),
             start_activity=request.query.get("startactivityname") or None,

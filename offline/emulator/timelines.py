@@ -52,6 +52,8 @@ class PipelineRun:
     activities: tuple[ActivityPlan, ...]
     seq: int
     parent_run_id: str | None = None
+    # The create call's x-ms-correlation-request-id; None for child runs, which no call created.
+    create_correlation_id: str | None = None
     cancel_at: float | None = None
     superseded: bool = False
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from azure.identity import ManagedIdentityCredential
+from azure.mgmt.datafactory import DataFactoryManagementClient
+from azure.synapse.artifacts import ArtifactsClient
 
 from offline.emulator import (
     ActivitySpec,
@@ -62,6 +64,17 @@ SLOW_PIPELINES = (
     ),
     PipelineSpec("paged", **SLOW),
     PipelineSpec("load_test", **SLOW),
+    PipelineSpec(
+        "typed",
+        activities=(
+            ActivitySpec("LookupWatermark", "Lookup"),
+            ActivitySpec("RunChild", "ExecutePipeline", pipeline="slow_ok"),
+            ActivitySpec("Settle", "Wait"),
+        ),
+        parameters={"day": "String", "tables": "Array", "limit": "Int", "password": "SecureString"},
+        **SLOW,
+    ),
+    PipelineSpec("declares_nothing", parameters={}, **SLOW),
 )
 
 
@@ -103,6 +116,24 @@ def factory(info: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def workspace(info: dict[str, Any]) -> dict[str, Any]:
     return dict(info["workspaces"][0])
+
+
+@pytest.fixture
+def adf(
+    credential: ManagedIdentityCredential, info: dict[str, Any], factory: dict[str, Any]
+) -> DataFactoryManagementClient:
+    """azure-mgmt-datafactory on the sample factory's subscription, as the app builds it."""
+    return DataFactoryManagementClient(
+        credential, factory["subscription_id"], base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"]
+    )
+
+
+@pytest.fixture
+def artifacts(
+    credential: ManagedIdentityCredential, info: dict[str, Any], workspace: dict[str, Any]
+) -> ArtifactsClient:
+    """azure-synapse-artifacts on the sample workspace's data-plane endpoint."""
+    return ArtifactsClient(credential, workspace["endpoint"], connection_verify=info["ca_bundle"])
 
 
 def window(emulator: Emulator, hours: float = 1.0) -> tuple[datetime, datetime]:

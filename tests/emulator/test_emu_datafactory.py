@@ -7,22 +7,12 @@ from typing import Any
 import pytest
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.identity import ManagedIdentityCredential
 from azure.mgmt.datafactory import DataFactoryManagementClient
 from azure.mgmt.datafactory.models import RunFilterParameters, RunQueryFilter, RunQueryOrderBy
 
 from offline.emulator import Emulator
 
 from .conftest import RawClient, factory_path, window
-
-
-@pytest.fixture
-def adf(
-    credential: ManagedIdentityCredential, info: dict[str, Any], factory: dict[str, Any]
-) -> DataFactoryManagementClient:
-    return DataFactoryManagementClient(
-        credential, factory["subscription_id"], base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"]
-    )
 
 
 def filters(emu: Emulator, *query: RunQueryFilter, **kwargs: Any) -> RunFilterParameters:

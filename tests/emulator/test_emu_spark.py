@@ -105,3 +105,19 @@ def test_livy_errors(raw: RawClient, info: dict[str, Any], credential: ManagedId
         spark(credential, info, "small").spark_batch.get_spark_batch_job(424242)
     with pytest.raises(HttpResponseError):
         spark(credential, info, "nopool").spark_batch.get_spark_batch_jobs()
+
+
+def test_tags_are_kept_for_get_and_list(credential: ManagedIdentityCredential, info: dict[str, Any]) -> None:
+    """Livy's ``SparkBatchJob.tags`` is the caller's ``tags``, on every detailed answer."""
+    client = spark(credential, info, "large", "2020-12-01")
+    tags = {"gateway-run": "r-42", "product": "finance"}
+    created = client.spark_batch.create_spark_batch_job(SparkBatchJobOptions(name="tagged", file="t.py", tags=tags))
+    got = client.spark_batch.get_spark_batch_job(created.id, detailed=True)
+    assert got.tags == tags and got.name == "tagged"
+    assert "tags" not in got.livy_info.job_creation_request.as_dict()  # Livy's SparkRequest has no tags
+    listed = client.spark_batch.get_spark_batch_jobs(from_parameter=0, size=20, detailed=True)
+    assert {b.id: b.tags for b in listed.sessions}[created.id] == tags
+    plain = client.spark_batch.get_spark_batch_job(created.id)
+    assert plain.tags is None  # without detailed=true only the plain Livy fields come back
+    untagged = client.spark_batch.create_spark_batch_job(SparkBatchJobOptions(name="bare", file="t.py"), detailed=True)
+    assert untagged.tags is None

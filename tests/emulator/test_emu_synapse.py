@@ -16,13 +16,6 @@ from offline.emulator import Emulator
 from .conftest import SYNAPSE, RawClient, window
 
 
-@pytest.fixture
-def artifacts(
-    credential: ManagedIdentityCredential, info: dict[str, Any], workspace: dict[str, Any]
-) -> ArtifactsClient:
-    return ArtifactsClient(credential, workspace["endpoint"], connection_verify=info["ca_bundle"])
-
-
 def filters(emu: Emulator, *query: RunQueryFilter) -> RunFilterParameters:
     after, before = window(emu)
     return RunFilterParameters(last_updated_after=after, last_updated_before=before, filters=list(query))
