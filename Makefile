@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PORT ?= 8443
 INFO ?= .local/emulator.json
 
-.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-coldstart bench-forwarding load clean
+.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-coldstart bench-forwarding load chaos clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,7 +37,9 @@ install: $(STAMP) $(NODE_STAMP) ## Create .venv and install Python and npm depen
 
 test: install $(CHECKOV_STAMP) ## Run every test (lint, types, unit, integration, emulator fidelity, infra)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider --clock-years-ahead 7  # nothing may depend on today
 	$(PY) -m pytest -n 2
 
 lint: $(STAMP) ## ruff (lint and format) and mypy
@@ -70,6 +72,9 @@ bench-forwarding: install ## A start through the app against the same createRun 
 
 load: install ## Concurrent starts and status reads through the local host; nothing lost, nothing doubled
 	$(PY) -m bench.load
+
+chaos: install ## Starts through kill -9 of the hosts, an Azurite restart and Azure faults; the truth after (~5 min)
+	$(PY) -m bench.chaos
 
 clean: ## Remove installed environments and local state
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

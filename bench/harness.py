@@ -5,7 +5,12 @@ the Functions worker), and Azurite is the usual child; the measuring process onl
 own work never competes with the app's for the interpreter lock. Everything binds 127.0.0.1 and every
 child stops with its parent.
 
-    python -m bench.harness --serve INFO   (internal: the app's process)
+    python -m bench.harness --serve INFO [--port P] [--function-key K] [--triggers]
+                                         (internal: the app's process)
+
+``--port`` and ``--function-key`` let a benchmark kill the app's process and start it again where its
+callers expect it, with the key they hold; ``--triggers`` also runs the app's timer (on the schedule its
+settings give) and its queue triggers, as the Functions host does on every instance.
 """
 
 from __future__ import annotations
@@ -128,13 +133,34 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(round(fraction * len(ordered), 9)) - 1)]
 
 
-def _serve(info: Path) -> int:
+def _queue_client(queue: str, connection: str) -> Any:
+    """The queue triggers' client: undecoded, like the Functions host reads queues; the app's identity."""
+    from azure.storage.queue import QueueClient
+
+    from shared.context import app_context
+
+    return QueueClient(
+        account_url=os.environ[f"{connection}__queueServiceUri"],
+        queue_name=queue,
+        credential=app_context().tokens.credential,
+    )
+
+
+def _serve(info: Path, *, port: int = 0, function_key: str | None = None, triggers: bool = False) -> int:
     from function_app import app
     from offline.localhost import LocalHost
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalHost(app, host_json=ROOT / "host.json") as host:
+    local = LocalHost(
+        app,
+        port=port,
+        function_key=function_key,
+        host_json=ROOT / "host.json",
+        run_timers=triggers,
+        queue_client_factory=_queue_client if triggers else None,
+    )
+    with local as host:
         temporary = info.with_suffix(".tmp")
         temporary.write_text(json.dumps({"api_url": host.api_url, "function_key": host.function_key}))
         temporary.replace(info)
@@ -145,7 +171,11 @@ def _serve(info: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=Path, required=True, help="where to write the app's URL and key")
-    return _serve(parser.parse_args(argv).serve)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--function-key", help="the host's default function key (default: a new one)")
+    parser.add_argument("--triggers", action="store_true", help="also run the timer and queue triggers")
+    args = parser.parse_args(argv)
+    return _serve(args.serve, port=args.port, function_key=args.function_key, triggers=args.triggers)
 
 
 if __name__ == "__main__":

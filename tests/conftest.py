@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,32 @@ from offline.tls import TlsFiles, ensure_tls_files
 
 if TYPE_CHECKING:
     from shared.context import AppContext
+
+# --- The clock -----------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-years-ahead",
+        type=int,
+        default=0,
+        help="Run with the process clock this many years ahead: no test may depend on today's date.",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clock_ahead(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``make test`` runs the suites without servers again under a clock years ahead (servers keep the
+    real clock, so the suites that start them cannot travel)."""
+    years = int(request.config.getoption("--clock-years-ahead"))
+    if not years:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=365 * years), tick=True):
+        yield
+
 
 # --- The CA ------------------------------------------------------------------------------------------
 

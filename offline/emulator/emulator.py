@@ -109,6 +109,7 @@ class Emulator:
             self.dispatcher,
             tls_context(str(files.cert), str(files.key)),
             verbose=self.verbose,
+            now=self.clock.now,
         )
         self._server = server
         self.base_url = f"https://127.0.0.1:{server.port}"

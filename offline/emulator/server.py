@@ -398,6 +398,11 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.track(self.connection, add=True)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header in emulated time, like every time Azure writes (runStart, lastUpdated):
+        clients that compare its clock with theirs see the emulator's offset."""
+        return super().date_time_string(self.server.now() if timestamp is None else timestamp)
+
     def finish(self) -> None:
         try:
             super().finish()
@@ -499,11 +504,13 @@ class HttpsServer(ThreadingHTTPServer):
         context: ssl.SSLContext,
         *,
         verbose: bool = False,
+        now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.dispatcher = dispatcher
         self.verbose = verbose
+        self.now = now
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 

@@ -66,16 +66,20 @@ class AlreadyExists(Exception):
 
 
 @contextmanager
-def storage_errors(action: str, what: str, role: str) -> Iterator[None]:
+def storage_errors(action: str, what: str, role: str, *, moved_is_conflict: bool = False) -> Iterator[None]:
     """Turns the Storage SDK's errors into the gateway's: ETag and insert conflicts into signals the
-    caller acts on, everything else into the right 503 (``storage_failure``)."""
+    caller acts on, everything else into the right 503 (``storage_failure``).
+
+    ``moved_is_conflict``: for conditional writes, a row that is gone (404) was moved or removed by
+    another writer since it was read: a lost race like a 412, not an outage.
+    """
     from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
 
     try:
         yield
     except AzureError as exc:
         status = getattr(exc, "status_code", None)
-        if isinstance(exc, ResourceModifiedError) or status == 412:
+        if isinstance(exc, ResourceModifiedError) or status == 412 or (moved_is_conflict and status == 404):
             raise ConcurrentUpdate(action) from exc
         if isinstance(exc, ResourceExistsError) or status == 409:
             raise AlreadyExists(action) from exc

@@ -16,6 +16,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -89,6 +91,12 @@ class UpstreamClient:
         self._timeout = timeout
         self._max_throttle_wait = max_throttle_wait
         self._sleep = sleep
+        self._clock_offsets: dict[str, float] = {}  # host -> its Date header minus our clock, in seconds
+
+    def clock_offset(self, url: str) -> timedelta:
+        """How far the service at ``url`` runs ahead of this machine, from the ``Date`` of its last
+        answer (zero before one came). Times Azure writes (a run's start) are in its clock, not ours."""
+        return timedelta(seconds=self._clock_offsets.get(urlsplit(url).netloc, 0.0))
 
     def call(
         self,
@@ -156,6 +164,9 @@ class UpstreamClient:
                 method, url, params=params, data=data, headers=headers, timeout=self._timeout
             )
             telemetry.record_response(span, response.status_code, response.headers.get("x-ms-request-id"))
+        served = _server_time(response.headers.get("Date"))
+        if served is not None:
+            self._clock_offsets[urlsplit(url).netloc] = served - time.time()
         return response
 
     def _backoff(self, attempt: int) -> float:
@@ -212,6 +223,16 @@ def _is_refused(exc: requests.RequestException) -> bool:
     reason = exc.args[0] if exc.args else None
     inner = getattr(reason, "reason", None)
     return isinstance(reason, NewConnectionError) or isinstance(inner, NewConnectionError)
+
+
+def _server_time(value: str | None) -> float | None:
+    """An HTTP ``Date`` (RFC 9110, one-second resolution) as a timestamp; None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def _retry_after(response: requests.Response) -> int:
@@ -280,6 +301,10 @@ class TargetClient:
         self._base = base_url
         self._scope = scope
         self._target = target
+
+    def clock_offset(self) -> timedelta:
+        """How far this API's clock runs ahead of ours (see ``UpstreamClient.clock_offset``)."""
+        return self._upstream.clock_offset(self._base)
 
     def _call(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from abc import abstractmethod
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -54,6 +54,24 @@ class AccessRule(CatalogModel):
         return not GLOB_CHARACTERS & set(self.match)
 
 
+class PipelineRule(AccessRule):
+    """An allowed pipeline, and optionally the parameter that carries the gateway's run id.
+
+    With ``correlationParameter`` the gateway sets that parameter to its run id on every start, so a
+    run whose create answer was lost is recognised by it exactly; the pipeline must declare it (the
+    target's diagnostics check says when it does not).
+    """
+
+    correlation_parameter: str | None = Field(default=None, min_length=1, max_length=260)
+
+    @field_validator("correlation_parameter")
+    @classmethod
+    def _parameter(cls, value: str | None) -> str | None:
+        if value is not None and not value.isidentifier():
+            raise ValueError("a pipeline parameter name: letters, digits and underscores, not starting with a digit")
+        return value
+
+
 def as_rules(value: Any) -> Any:
     """Lets operators write a bare name instead of ``{"match": name}``."""
     if isinstance(value, list):
@@ -66,7 +84,7 @@ class TargetEntry(CatalogModel):
 
     kind: str
     name: str
-    pipelines: tuple[AccessRule, ...] = ()
+    pipelines: tuple[PipelineRule, ...] = ()
     alert_on_cancelled: bool | None = None
 
     @field_validator("name")
@@ -81,7 +99,7 @@ class TargetEntry(CatalogModel):
 
     @field_validator("pipelines")
     @classmethod
-    def _pipeline_names(cls, rules: tuple[AccessRule, ...]) -> tuple[AccessRule, ...]:
+    def _pipeline_names(cls, rules: tuple[PipelineRule, ...]) -> tuple[PipelineRule, ...]:
         for rule in rules:
             if rule.is_exact:
                 check_name(names.PIPELINE, rule.match)
@@ -102,7 +120,10 @@ class TargetEntry(CatalogModel):
         """The kind's own fields a caller may see (``factoryName``...); never subscription ids."""
 
 
-def allowed(rules: tuple[AccessRule, ...], name: str, product: str | None, what: str, target: str) -> AccessRule:
+R = TypeVar("R", bound=AccessRule)
+
+
+def allowed(rules: tuple[R, ...], name: str, product: str | None, what: str, target: str) -> R:
     """The rule that lets ``product`` use ``name``; raises NotAllowed when none does."""
     for rule in rules:
         if rule.matches(name):

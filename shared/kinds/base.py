@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -64,6 +65,7 @@ class Submission:
     submit: Callable[[], Submitted]
     options: dict[str, Any] = field(default_factory=dict)
     pool: str | None = None
+    correlation_parameter: str | None = None  # the parameter that carries the run id to Azure
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Observed:
     submitted: datetime | None
     parameters: Mapping[str, str] | None = None
     app_id: str | None = None
+    tags: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,16 @@ class FailureDetails:
 class Observation:
     runs: dict[str, Observed] = field(default_factory=dict)
     calls: int = 0
+    # How far Azure's clock runs ahead of ours: the times in ``runs`` are Azure's.
+    clock_offset: timedelta = timedelta(0)
+
+
+class Match(IntEnum):
+    """How surely an upstream run is the one a lost create answer started."""
+
+    NO = 0
+    POSSIBLE = 1  # same pipeline and parameters: one such candidate is taken, several make the run Unknown
+    PROVEN = 2  # it carries the gateway's run id (a correlation parameter, a Livy tag)
 
 
 class Source(Protocol):
@@ -127,7 +140,10 @@ class Source(Protocol):
 
     def get(self, upstream_run_id: str) -> Observed | None: ...
 
-    def matches(self, run: Run, candidate: Observed) -> bool: ...
+    def matches(self, run: Run, candidate: Observed) -> Match:
+        """Whether ``candidate`` is the run ``run``'s lost create answer started: ``PROVEN`` by an id the
+        gateway gave it, ``POSSIBLE`` when only its name and parameters agree, else ``NO``."""
+        ...
 
     def failure_details(self, run: Run, now: datetime) -> FailureDetails: ...
 
@@ -166,12 +182,18 @@ class RunKind(ABC, Generic[TargetT, RequestT]):
         """What makes two start requests under one Idempotency-Key the same request."""
 
     @abstractmethod
-    def prepare(self, azure: Azure, target: TargetT, resource: str, request: RequestT) -> Submission:
-        """Checks a start request and returns what to record and how to submit it."""
+    def prepare(
+        self, azure: Azure, target: TargetT, resource: str, request: RequestT, *, run_id: str, rule: AccessRule
+    ) -> Submission:
+        """Checks a start request and returns what to record and how to submit it; ``run_id`` is the
+        record's, for the kind to carry to Azure where it can (so a lost answer is found by it)."""
 
     @abstractmethod
-    def prepare_rerun(self, azure: Azure, target: TargetT, run: Run, request: RerunRequest) -> Submission:
-        """A new run of what ``run`` ran, recovering from where the kind can; refuses what it cannot."""
+    def prepare_rerun(
+        self, azure: Azure, target: TargetT, run: Run, request: RerunRequest, *, run_id: str
+    ) -> Submission:
+        """A new run (``run_id``) of what ``run`` ran, recovering from where the kind can; refuses what it
+        cannot."""
 
     @abstractmethod
     def cancel(self, azure: Azure, target: TargetT, run: Run, *, recursive: bool) -> None:
@@ -184,6 +206,10 @@ class RunKind(ABC, Generic[TargetT, RequestT]):
     @abstractmethod
     def source(self, azure: Azure, target: TargetT, key: str) -> Source:
         """The poller's view of one group of runs."""
+
+    def ownership_key(self, run: Run, upstream_run_id: str) -> str:
+        """Names an Azure run uniquely within its target, for the registry's index of owned runs."""
+        return f"{self.name}.{self.source_key(run)}.{upstream_run_id}"
 
     @abstractmethod
     def describe(self, run: Run) -> str:

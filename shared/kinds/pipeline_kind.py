@@ -14,13 +14,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from shared.api.requests import StartRunRequest
-from shared.config.targets import AccessRule, TargetEntry
+from shared.config.targets import AccessRule, PipelineRule, TargetEntry
 from shared.errors import GatewayError, UpstreamNotFound, ValidationFailed
 from shared.kinds.base import (
     WINDOW_SKEW,
     Azure,
     FailedActivity,
     FailureDetails,
+    Match,
     Observation,
     Observed,
     RunKind,
@@ -74,6 +75,7 @@ class PipelineSource:
         observation = Observation()
         for run in self._client.query_runs(query):
             observation.runs[run.run_id] = observed(run)
+        observation.clock_offset = self._client.clock_offset()
         return observation
 
     def get(self, upstream_run_id: str) -> Observed | None:
@@ -82,8 +84,15 @@ class PipelineSource:
         except UpstreamNotFound:
             return None
 
-    def matches(self, run: Run, candidate: Observed) -> bool:
-        return candidate.name == run.pipeline and _same_parameters(candidate.parameters or {}, run.parameters)
+    def matches(self, run: Run, candidate: Observed) -> Match:
+        """Proven by the correlation parameter when the run has one; else possible when the pipeline and
+        every parameter agree exactly (a start without parameters matches only runs without any)."""
+        if candidate.name.casefold() != run.pipeline.casefold():
+            return Match.NO
+        reported = candidate.parameters or {}
+        if run.correlation_parameter:
+            return Match.PROVEN if reported.get(run.correlation_parameter) == run.id else Match.NO
+        return Match.POSSIBLE if _same_parameters(reported, run.parameters) else Match.NO
 
     def failure_details(self, run: Run, now: datetime) -> FailureDetails:
         """The failed activities; an alert without them beats no alert, so a failure here is noted."""
@@ -127,19 +136,42 @@ class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
     def fingerprint(self, target: PipelineTarget, resource: str, request: StartRunRequest) -> dict[str, Any]:
         return {"target": target.name, "pipeline": resource, **request.model_dump(exclude_none=True)}
 
-    def prepare(self, azure: Azure, target: PipelineTarget, resource: str, request: StartRunRequest) -> Submission:
+    def prepare(
+        self,
+        azure: Azure,
+        target: PipelineTarget,
+        resource: str,
+        request: StartRunRequest,
+        *,
+        run_id: str,
+        rule: AccessRule,
+    ) -> Submission:
         if request.startFromFailure and not self.start_from_failure:
             raise self._no_start_from_failure()
+        parameters = dict(request.parameters)
+        correlation = rule.correlation_parameter if isinstance(rule, PipelineRule) else None
+        if correlation is not None:
+            if correlation in parameters:
+                raise ValidationFailed(
+                    f"Parameter {correlation!r} is set by the gateway (it carries the run id); leave it out.",
+                    [{"field": f"parameters.{correlation}", "message": "set by the gateway"}],
+                )
+            parameters[correlation] = run_id
         client = self.client(azure, target)
         options = request.options()
         return Submission(
             name=resource,
-            parameters=request.parameters,
+            parameters=parameters,
             options=request.model_dump(exclude={"parameters"}, exclude_none=True),
-            submit=lambda: _submitted(client, resource, request.parameters, options),
+            submit=lambda: _submitted(client, resource, parameters, options),
+            correlation_parameter=correlation,
         )
 
-    def prepare_rerun(self, azure: Azure, target: PipelineTarget, run: Run, request: RerunRequest) -> Submission:
+    def prepare_rerun(
+        self, azure: Azure, target: PipelineTarget, run: Run, request: RerunRequest, *, run_id: str
+    ) -> Submission:
+        """A recovery run: Azure takes the parameters of the referenced run, not the body's, so the rerun
+        carries no run id of its own and a lost answer is matched by its parameters."""
         if request.startFromFailure and not self.start_from_failure:
             raise self._no_start_from_failure()
         options = StartOptions(
@@ -204,9 +236,11 @@ def _submitted(
 
 
 def _same_parameters(upstream: Mapping[str, str], ours: Mapping[str, object]) -> bool:
-    """ADF reports parameter values as strings (JSON-encoded when not strings)."""
+    """Exactly the same names and values; ADF reports values as strings (JSON-encoded when not strings)."""
     expected = {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in ours.items()}
-    return all(upstream.get(k) == v or _loose_equal(upstream.get(k), v) for k, v in expected.items())
+    if set(upstream) != set(expected):
+        return False
+    return all(upstream[k] == v or _loose_equal(upstream[k], v) for k, v in expected.items())
 
 
 def _loose_equal(left: object, right: str) -> bool:

@@ -20,7 +20,17 @@ from shared.azure.transport import TargetClient, UpstreamClient
 from shared.config.settings import Settings
 from shared.config.targets import AccessRule
 from shared.errors import GatewayError, OutcomeUnknown, UpstreamBadResponse, UpstreamNotFound, ValidationFailed
-from shared.kinds.base import Azure, FailureDetails, Observation, Observed, RunKind, Submission, Submitted
+from shared.kinds.base import (
+    WINDOW_SKEW,
+    Azure,
+    FailureDetails,
+    Match,
+    Observation,
+    Observed,
+    RunKind,
+    Submission,
+    Submitted,
+)
 from shared.kinds.checks import Check, run_check
 from shared.kinds.pipelines import CreatedRun, parse_time
 from shared.kinds.synapse import SynapseTarget
@@ -32,6 +42,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 LIVY_API_VERSION = "2020-12-01"
+RUN_ID_TAG = "gatewayRunId"  # Livy tag carrying the gateway's run id: a lost create answer is found by it
 LIST_PAGE = 20  # Livy's maximum
 LOG_TAIL_LINES = 40
 
@@ -81,6 +92,7 @@ class SparkBatch:
     errors: tuple[str, ...] = ()
     log: tuple[str, ...] = ()
     app_info: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -105,6 +117,7 @@ def parse_batch(data: Any, operation: str) -> SparkBatch:
     )
     log = tuple(str(line) for line in data.get("log") or [] if isinstance(line, str))
     app_info: dict[str, Any] = data["appInfo"] if isinstance(data.get("appInfo"), dict) else {}
+    tags: dict[str, Any] = data["tags"] if isinstance(data.get("tags"), dict) else {}
     end = next((parse_time(livy.get(k)) for k in ("successAt", "deadAt", "killedAt") if livy.get(k)), None)
     scheduler: dict[str, Any] = data["schedulerInfo"] if isinstance(data.get("schedulerInfo"), dict) else {}
     return SparkBatch(
@@ -119,6 +132,7 @@ def parse_batch(data: Any, operation: str) -> SparkBatch:
         errors=errors,
         log=log[-LOG_TAIL_LINES:],
         app_info={str(k): str(v) for k, v in app_info.items()},
+        tags={str(k): str(v) for k, v in tags.items()},
     )
 
 
@@ -192,6 +206,7 @@ def observed(batch: SparkBatch) -> Observed:
         duration_ms=duration,
         submitted=batch.submitted,
         app_id=batch.app_id,
+        tags=batch.tags,
     )
 
 
@@ -208,15 +223,28 @@ class SparkPoolSource:
         observation.calls += 1
         self._add(observation, first)
         pages = math.ceil(total / LIST_PAGE)
-        reconciling = any(r.upstream_run_id is None for r in runs)
+        lost = [r.created_at for r in runs if r.upstream_run_id is None]
         if pages - 1 <= len(runs):
             for page in range(1, pages):
                 self._add(observation, self._client.list_batches(page * LIST_PAGE)[0])
                 observation.calls += 1
-        elif reconciling:  # a lost create answer: the newest batches are the candidates
-            self._add(observation, self._client.list_batches(max(0, total - LIST_PAGE))[0])
-            observation.calls += 1
+        elif lost:
+            self._newest_since(observation, total, min(lost) - WINDOW_SKEW + self._client.clock_offset())
+        observation.clock_offset = self._client.clock_offset()
         return observation
+
+    def _newest_since(self, observation: Observation, total: int, since: datetime) -> None:
+        """Every page that can hold a batch submitted since ``since`` (a lost create answer's), newest
+        first: Livy lists oldest first, so pages are read back from the end until one is older."""
+        start = total
+        while start > LIST_PAGE:  # the first page is read already
+            start = max(LIST_PAGE, start - LIST_PAGE)
+            batches = self._client.list_batches(start)[0]
+            observation.calls += 1
+            self._add(observation, batches)
+            submitted = [b.submitted for b in batches if b.submitted is not None]
+            if not batches or (submitted and min(submitted) < since):
+                return
 
     @staticmethod
     def _add(observation: Observation, batches: Sequence[SparkBatch]) -> None:
@@ -229,8 +257,9 @@ class SparkPoolSource:
         except UpstreamNotFound:
             return None
 
-    def matches(self, run: Run, candidate: Observed) -> bool:
-        return candidate.name == run.pipeline
+    def matches(self, run: Run, candidate: Observed) -> Match:
+        """Proven by the tag the gateway put on the batch; a batch without it is never taken."""
+        return Match.PROVEN if (candidate.tags or {}).get(RUN_ID_TAG) == run.id else Match.NO
 
     def failure_details(self, run: Run, now: datetime) -> FailureDetails:
         if not run.upstream_run_id:
@@ -276,14 +305,34 @@ class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
     def fingerprint(self, target: SynapseTarget, resource: str, request: SparkBatchRequest) -> dict[str, Any]:
         return {"target": target.name, "sparkPool": resource, **request.livy_body()}
 
-    def prepare(self, azure: Azure, target: SynapseTarget, resource: str, request: SparkBatchRequest) -> Submission:
+    def prepare(
+        self,
+        azure: Azure,
+        target: SynapseTarget,
+        resource: str,
+        request: SparkBatchRequest,
+        *,
+        run_id: str,
+        rule: AccessRule,
+    ) -> Submission:
+        if request.tags and RUN_ID_TAG in request.tags:
+            raise ValidationFailed(
+                f"Tag {RUN_ID_TAG!r} is set by the gateway (it carries the run id); leave it out.",
+                [{"field": f"tags.{RUN_ID_TAG}", "message": "set by the gateway"}],
+            )
         definition = request.livy_body()
         client = self.client(azure, target, resource)
         return Submission(
-            name=request.name, parameters=definition, pool=resource, submit=lambda: _submitted(client, definition)
+            name=request.name,
+            parameters=definition,
+            pool=resource,
+            submit=lambda: _submitted(client, _tagged(definition, run_id)),
         )
 
-    def prepare_rerun(self, azure: Azure, target: SynapseTarget, run: Run, request: RerunRequest) -> Submission:
+    def prepare_rerun(
+        self, azure: Azure, target: SynapseTarget, run: Run, request: RerunRequest, *, run_id: str
+    ) -> Submission:
+        """The same batch definition again, tagged with the new run's id."""
         if request.startFromFailure or request.startActivityName:
             raise ValidationFailed(
                 "A Spark batch has no activities to resume from; rerun it without options.",
@@ -294,7 +343,7 @@ class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
             name=run.pipeline,
             parameters=run.parameters,
             pool=run.spark_pool,
-            submit=lambda: _submitted(client, run.parameters),
+            submit=lambda: _submitted(client, _tagged(run.parameters, run_id)),
         )
 
     def cancel(self, azure: Azure, target: SynapseTarget, run: Run, *, recursive: bool) -> None:
@@ -332,6 +381,11 @@ class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
             return {"batches": total}
 
         return run_check(f"sparkPool:{pool}", "GET livyApi .../batches", batches)
+
+
+def _tagged(definition: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """The definition Livy gets: the record's, with the gateway's run id among its tags."""
+    return {**definition, "tags": {**(definition.get("tags") or {}), RUN_ID_TAG: run_id}}
 
 
 def _submitted(client: SparkClient, definition: Mapping[str, Any]) -> Submitted:

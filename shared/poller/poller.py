@@ -12,7 +12,10 @@ sent, then flagged; a crash between send and flag resends the same alert id.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,11 +25,11 @@ from typing import Any, TypeVar
 
 from shared.alerts.build import alert_id, build_alert
 from shared.alerts.model import AlertKind
-from shared.azure.storage import ConcurrentUpdate
+from shared.azure.storage import AlreadyExists, ConcurrentUpdate
 from shared.config.targets import TargetEntry
 from shared.context import AppContext
 from shared.errors import GatewayError
-from shared.kinds.base import WINDOW_SKEW, Observed, RunKind, Source
+from shared.kinds.base import Match, Observation, Observed, RunKind, Source
 from shared.kinds.registry import kind_named
 from shared.runs.model import Run, RunStatus, utcnow
 from shared.telemetry import tracing as telemetry
@@ -37,6 +40,14 @@ _LOGGER = logging.getLogger(__name__)
 SUBMIT_GRACE = timedelta(minutes=2)
 # A Submitting record not found in Azure after this long is declared Unknown.
 UNKNOWN_AFTER = timedelta(minutes=10)
+# Clocks differ by this much at most once Azure's Date header is accounted for (it has 1 s resolution).
+RECONCILE_SKEW = timedelta(minutes=1)
+# How long getting a token may take before a create call is sent.
+IDENTITY_BUDGET = timedelta(seconds=30)
+MAX_CANDIDATES_NAMED = 5
+# A claim on an alert older than this belongs to a poller that died: another takes it over. Longer
+# than building and sending an alert takes (an activity query with its retries, one queue write).
+CLAIM_TTL = timedelta(minutes=3)
 WORKERS = 8
 
 T = TypeVar("T")
@@ -74,6 +85,9 @@ class Poller:
         self._now = now
         self._submit_grace = submit_grace
         self._unknown_after = unknown_after
+        # Names this poller in the alert claims it writes: one per invocation, so two overlapping
+        # invocations in one process stay apart too.
+        self.name = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
     def tick(self, budget_seconds: float | None = None) -> TickReport:
         """Polls every target within the time budget."""
@@ -127,13 +141,13 @@ class Poller:
         now = self._now()
         observation = source.observe(runs, now)
         upstream = observation.runs
-        claimed = {r.upstream_run_id for r in runs if r.upstream_run_id}
+        claimed = {r.upstream_run_id for r in runs if r.upstream_run_id}  # owned by live records: no read needed
 
         # Reconciliation claims upstream runs one at a time, so it goes first and alone.
         current: list[Run] = []
         for run in runs:
             if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
-                reconcile = partial(self._reconcile, run, source, upstream, claimed, now)
+                reconcile = partial(self._reconcile, kind, run, source, observation, claimed, now)
                 reconciled = self._attempt(report, run, reconcile)
                 if reconciled is None or (reconciled.upstream_run_id is None and not reconciled.terminal):
                     continue
@@ -204,29 +218,64 @@ class Poller:
         return None
 
     def _reconcile(
-        self, run: Run, source: Source, upstream: dict[str, Observed], claimed: set[str], now: datetime
+        self,
+        kind: RunKind[Any, Any],
+        run: Run,
+        source: Source,
+        observation: Observation,
+        claimed: set[str],
+        now: datetime,
     ) -> Run:
-        """Finds the upstream run a lost create answer started, or gives up after a while."""
+        """Finds the Azure run a lost create answer started, only where it is provably this record's.
+
+        A candidate carrying the record's id (correlation parameter, Livy tag) is proven. Otherwise
+        one must have the same pipeline and exactly the same parameters, have started within the
+        create call's own window (in Azure's clock), and be owned by no other record, live or past;
+        when several remain the record becomes Unknown naming them, never a guess.
+        """
         age = now - run.created_at
         if age < self._submit_grace:
             return run
-        matches = sorted(
-            (
-                c
-                for c in upstream.values()
-                if c.upstream_run_id not in claimed
-                and c.submitted is not None
-                and c.submitted >= run.created_at - WINDOW_SKEW
-                and source.matches(run, c)
-            ),
-            key=lambda c: c.submitted or now,
-        )
         registry = self._context.registry
-        if matches:
-            found = matches[0]
-            claimed.add(found.upstream_run_id)
-            _LOGGER.info("Reconciled run %s with upstream run %s", run.id, found.upstream_run_id)
-            return registry.save(_apply(run.evolve(upstream_run_id=found.upstream_run_id), found), keep_live=True)
+        start, end = self._create_window(run, observation.clock_offset)
+        proven: list[Observed] = []
+        possible: list[Observed] = []
+        for candidate in observation.runs.values():
+            if candidate.upstream_run_id in claimed:
+                continue
+            match = source.matches(run, candidate)
+            if match == Match.PROVEN:
+                proven.append(candidate)
+            elif match == Match.POSSIBLE and candidate.submitted and start <= candidate.submitted <= end:
+                possible.append(candidate)
+        found = [
+            c
+            for c in (proven or possible)
+            if registry.owner_of(run.target, kind.ownership_key(run, c.upstream_run_id)) in (None, run.id)
+        ]
+        if len(found) == 1:
+            chosen = found[0]
+            claimed.add(chosen.upstream_run_id)
+            _LOGGER.info("Reconciled run %s with upstream run %s", run.id, chosen.upstream_run_id)
+            reconciled = _apply(run.evolve(upstream_run_id=chosen.upstream_run_id), chosen)
+            owner = kind.ownership_key(run, chosen.upstream_run_id)
+            try:
+                return registry.save(reconciled, keep_live=True, owns=owner)
+            except AlreadyExists:
+                _LOGGER.info("Upstream run %s was claimed by another record meanwhile", chosen.upstream_run_id)
+                return run
+        if len(found) > 1:
+            names = ", ".join(sorted(c.upstream_run_id for c in found)[:MAX_CANDIDATES_NAMED])
+            _LOGGER.warning("Run %s matches several Azure runs (%s); marking it Unknown", run.id, names)
+            return registry.save(
+                run.evolve(
+                    status=RunStatus.UNKNOWN,
+                    message=f"Its create answer was lost and {len(found)} Azure runs of {run.pipeline} match it "
+                    f"(same parameters, started within its create call): {names}. The gateway cannot tell "
+                    "which is this run; check which is yours in the Studio.",
+                ),
+                keep_live=True,
+            )
         if age >= self._unknown_after:
             _LOGGER.warning("Run %s was never found in Azure; marking it Unknown", run.id)
             return registry.save(
@@ -238,6 +287,13 @@ class Poller:
                 keep_live=True,
             )
         return run
+
+    def _create_window(self, run: Run, clock_offset: timedelta) -> tuple[datetime, datetime]:
+        """When Azure may have started the run of this record's create call, in Azure's clock: from the
+        record (made just before the call) to the call's end, or the longest a call can take."""
+        connect, read = self._context.settings.upstream_timeout
+        ended = run.submit_ended_at or run.created_at + timedelta(seconds=connect + read) + IDENTITY_BUDGET
+        return run.created_at + clock_offset - RECONCILE_SKEW, ended + clock_offset + RECONCILE_SKEW
 
     def _alert_kind(self, run: Run, target: TargetEntry, now: datetime) -> str | None:
         if run.alerted_at is not None:
@@ -258,11 +314,26 @@ class Poller:
         return None
 
     def _alert(self, run: Run, alert_kind: str, kind: RunKind[Any, Any], target: TargetEntry, source: Source) -> bool:
-        """Claim, send, flag: a crash anywhere resends the same alert id, never a new one."""
+        """Claim, send, flag: a crash anywhere resends the same alert id, never a new one.
+
+        The claim names this poller and the time, written only if the record is still the version
+        read; another poller that finds a fresh claim leaves the alert to its owner, and takes it over
+        (same id) only once the claim is older than ``CLAIM_TTL``, its owner having died.
+        """
         registry = self._context.registry
         identifier = alert_id(run, alert_kind)
-        if run.alert_id != identifier:
-            run = registry.save(run.evolve(alert_id=identifier), keep_live=True)
+        claimed_at = run.alert_claimed_at
+        if (
+            run.alert_id == identifier
+            and run.alert_claimed_by not in (None, self.name)
+            and claimed_at is not None
+            and self._now() - claimed_at < CLAIM_TTL
+        ):
+            _LOGGER.info("Alert %s is being sent by %s; leaving it to that poller", identifier, run.alert_claimed_by)
+            return False
+        run = registry.save(
+            run.evolve(alert_id=identifier, alert_claimed_by=self.name, alert_claimed_at=self._now()), keep_live=True
+        )
         now = self._now()
         details = source.failure_details(run, now) if alert_kind == AlertKind.FAILED else None
         history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=5, finished_only=True)
@@ -280,10 +351,11 @@ class Poller:
         self._context.alerts.send(alert.queue_message())
         telemetry.alert_sent(run.target, alert_kind)
         _LOGGER.warning("Alert %s: %s", identifier, alert.summary)
+        released = {"alert_claimed_by": None, "alert_claimed_at": None}
         if alert_kind == AlertKind.OVERDUE:
-            registry.save(run.evolve(overdue_alerted_at=now, alert_id=None), keep_live=True)
+            registry.save(run.evolve(overdue_alerted_at=now, alert_id=None, **released), keep_live=True)
         else:
-            registry.save(run.evolve(alerted_at=now), keep_live=False)
+            registry.save(run.evolve(alerted_at=now, **released), keep_live=False)
         return True
 
 

@@ -104,6 +104,13 @@ class Run:
     overdue_alerted_at: datetime | None = None
     cancel_requested_at: datetime | None = None
     cancel_requested_by: str | None = None
+    # The pipeline parameter that carries this run's id to Azure, when the catalog names one.
+    correlation_parameter: str | None = None
+    # When a create call ended without an answer: with created_at, the window its run started in.
+    submit_ended_at: datetime | None = None
+    # Who is sending the alert and since when: another poller leaves a fresh claim alone.
+    alert_claimed_by: str | None = None
+    alert_claimed_at: datetime | None = None
     # Where the registry holds the record and its version; set by the registry, never by callers.
     row_key: str | None = None
     etag: str | None = None

@@ -5,7 +5,9 @@ Layout (one table):
 * partition ``{target}``: one entity per run. While the poller still has work on it (in flight, or
   an alert not yet sent) its row key is ``live-{id}``; afterwards the record moves to ``past-{id}``
   in a single entity-group transaction, so the poller reads only live rows and a move is atomic.
-  Ids count time down, so each prefix lists newest first.
+  Ids count time down, so each prefix lists newest first. Beside them, ``upstream-{kind key}`` rows
+  index which record owns each Azure run, written in the same transaction as the record that claims
+  it: an Azure run is never attributed to two records, live or past.
 * partition ``_idempotency``: one entity per (caller, Idempotency-Key), see ``shared.runs.idempotency``.
 * partition ``_alerts``: the alert history (forwarded and acknowledged alerts), see ``shared.alerts.history``.
 
@@ -36,6 +38,7 @@ _guarded = partial(storage_errors, what="the run registry", role="Storage Table 
 
 LIVE = "live-"
 PAST = "past-"
+OWNER = "upstream-"  # sorts after every live- and past- row, so run listings never meet it
 TRANSACTION_LIMIT = 100  # operations per entity-group transaction
 _JSON_FIELDS = ("parameters", "options")
 _DATETIME_FIELDS = {f.name for f in fields(Run) if "datetime" in str(f.type)}
@@ -96,14 +99,18 @@ class RunRegistry:
             return _from_entity(entity)
         raise RunNotFound(f"There is no run {run_id!r}.")
 
-    def save(self, run: Run, *, keep_live: bool | None = None) -> Run:
+    def save(self, run: Run, *, keep_live: bool | None = None, owns: str | None = None) -> Run:
         """Writes ``run`` if nobody changed it since it was read; moves it to the past when done.
 
         ``keep_live`` defaults to "still in flight"; the poller keeps a finished run live until its
-        alert is sent.
+        alert is sent. ``owns`` (a kind's ownership key) records, in the same transaction, that the
+        run owns that Azure run: ``AlreadyExists`` when another record does, and nothing is written.
+        A record another writer changed or moved raises ``ConcurrentUpdate``.
         """
         operations, row_key = _save_operations(run, keep_live)
-        with _guarded("update the run"):
+        if owns is not None:
+            operations.insert(0, ("create", {"PartitionKey": run.target, "RowKey": OWNER + owns, "RunId": run.id}))
+        with _guarded("update the run", moved_is_conflict=True):
             if len(operations) == 1:
                 _, entity, condition = operations[0]
                 metadata: Mapping[str, Any] = self._table.update_entity(entity, **condition)
@@ -123,7 +130,7 @@ class RunRegistry:
 
         def flush() -> None:
             try:
-                with _guarded("update runs"):
+                with _guarded("update runs", moved_is_conflict=True):
                     metadata = self._table.submit_transaction(operations)
             except (ConcurrentUpdate, AlreadyExists):
                 for index, _, _ in chunk:
@@ -149,6 +156,17 @@ class RunRegistry:
         if chunk:
             flush()
         return results
+
+    def owner_of(self, target: str, key: str) -> str | None:
+        """The id of the run that owns the Azure run ``key`` names (see ``save(owns=...)``), or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _guarded("read who owns an Azure run"):
+            try:
+                entity = self._table.get_entity(target, OWNER + key)
+            except ResourceNotFoundError:
+                return None
+        return str(entity["RunId"])
 
     @staticmethod
     def is_live(run: Run) -> bool:

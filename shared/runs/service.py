@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.api.requests import RerunRequest
-from shared.azure.storage import ConcurrentUpdate
+from shared.azure.storage import AlreadyExists, ConcurrentUpdate
 from shared.config.targets import AccessRule, TargetEntry
 from shared.context import AppContext
 from shared.errors import (
@@ -74,8 +74,9 @@ class RunService:
     ) -> StartResult:
         """Starts ``resource`` (a pipeline, a Spark pool's batch) on ``target`` as ``kind`` does it."""
         rule = kind.rule(target, resource, caller.product)
-        submission = kind.prepare(self._context, target, resource, request)
-        run = _new_run(kind, target, submission, caller, rule)
+        run_id = new_run_id(target.name)
+        submission = kind.prepare(self._context, target, resource, request, run_id=run_id, rule=rule)
+        run = _new_run(run_id, kind, target, submission, caller, rule)
         digest = fingerprint(kind.fingerprint(target, resource, request))
         return self._start(run, digest, caller, idempotency_key, submission)
 
@@ -126,8 +127,9 @@ class RunService:
         target = self._context.catalog.get(old.target)
         kind = kind_named(old.kind)
         rule = self._authorize(kind, target, old, caller)
-        submission = kind.prepare_rerun(self._context, target, old, request)
-        run = _new_run(kind, target, submission, caller, rule, rerun_of=old.id)
+        run_id = new_run_id(target.name)
+        submission = kind.prepare_rerun(self._context, target, old, request, run_id=run_id)
+        run = _new_run(run_id, kind, target, submission, caller, rule, rerun_of=old.id)
         digest = fingerprint({"rerunOf": old.id, **request.model_dump(exclude_none=True)})
         result = self._start(run, digest, caller, idempotency_key, submission)
         if not result.replayed:
@@ -189,7 +191,8 @@ class RunService:
             submitted = submission.submit()
         except OutcomeUnknown as exc:
             _LOGGER.warning("Start of run %s has an unknown outcome; the poller will reconcile it", run.id)
-            return StartResult(self._record(run.evolve(message=f"{exc.detail} The gateway will reconcile it.")), False)
+            unknown = run.evolve(message=f"{exc.detail} The gateway will reconcile it.", submit_ended_at=utcnow())
+            return StartResult(self._record(unknown), False)
         except (UpstreamError, IdentityUnavailable) as exc:
             self._record(run.evolve(status=RunStatus.REJECTED, message=exc.detail))
             self._release(caller, idempotency_key)
@@ -203,14 +206,16 @@ class RunService:
             upstream_request_id=submitted.request_id,
             app_id=submitted.app_id,
         )
-        return StartResult(self._record(started), replayed=False)
+        owner = kind_named(run.kind).ownership_key(run, submitted.upstream_run_id)
+        return StartResult(self._record(started, owns=owner), replayed=False)
 
-    def _record(self, run: Run) -> Run:
-        """Saves the outcome; if storage fails now, the record stays Submitting and the poller
-        reconciles it, so the caller still gets the run Azure accepted."""
+    def _record(self, run: Run, *, owns: str | None = None) -> Run:
+        """Saves the outcome (and, with ``owns``, that the run owns that Azure run); if storage fails
+        now, the record stays Submitting and the poller reconciles it, so the caller still gets the
+        run Azure accepted."""
         try:
-            return self._context.registry.save(run)
-        except (StorageUnavailable, ConcurrentUpdate):
+            return self._context.registry.save(run, owns=owns)
+        except (StorageUnavailable, ConcurrentUpdate, AlreadyExists):
             _LOGGER.warning("Could not record the outcome of run %s; the poller will reconcile it", run.id)
             return run
 
@@ -248,6 +253,7 @@ class RunService:
 
 
 def _new_run(
+    run_id: str,
     kind: RunKind[Any, Any],
     target: TargetEntry,
     submission: Submission,
@@ -258,7 +264,7 @@ def _new_run(
 ) -> Run:
     now = utcnow()
     return Run(
-        id=new_run_id(target.name),
+        id=run_id,
         target=target.name,
         kind=kind.name,
         pipeline=submission.name,
@@ -273,6 +279,7 @@ def _new_run(
         correlation_id=caller.correlation_id,
         max_duration_minutes=rule.max_duration_minutes,
         rerun_of=rerun_of,
+        correlation_parameter=submission.correlation_parameter,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ import pytest
 from offline.stack import OfflineStack
 from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
-from shared.poller.poller import Poller
-from shared.runs.model import RunStatus
+from shared.poller.poller import CLAIM_TTL, Poller
+from shared.runs.model import RunStatus, utcnow
 from tests.conftest import body_of, integration_config, start
 
 
@@ -86,8 +87,9 @@ def test_an_outage_between_send_and_flag_resends_the_same_alert(
     Poller(app).tick()
     monkeypatch.setattr(JsonQueue, "send", send)
     own_stack.azurite.start()
-    Poller(app).tick()
-    Poller(app).tick()
+    after_claim = Poller(app, now=lambda: utcnow() + CLAIM_TTL + timedelta(seconds=1))  # the claim expired
+    after_claim.tick()
+    after_claim.tick()
     assert [m["alertId"] for m in app.alerts.peek()] == [f"{failed}:failed"] * 2
     assert app.registry.get(failed).alerted_at is not None
 
