@@ -76,13 +76,15 @@ def tls_files(tls_dir: Path) -> TlsFiles:
 
 
 def integration_config() -> EmulatorConfig:
-    """The sample estate, plus a pipeline that runs for an hour (overdue and cancel tests)."""
+    """The sample estate, plus a pipeline that runs for an hour (overdue and cancel tests) and one that
+    declares its parameters, the gateway's correlation parameter among them (ownership tests)."""
     sample = EmulatorConfig.default()
     factory = sample.factories[0]
     long_running = PipelineSpec(
         "long_running", queue_s=5, duration_s=3600, activities=(ActivitySpec("WaitForPartner", "Until"),)
     )
-    return replace(sample, factories=(replace(factory, pipelines=(*factory.pipelines, long_running)),))
+    correlated = PipelineSpec("correlated", parameters={"gatewayRunId": "String", "probe": "String"})
+    return replace(sample, factories=(replace(factory, pipelines=(*factory.pipelines, long_running, correlated)),))
 
 
 @contextmanager

@@ -106,7 +106,7 @@ class DataFactoryKind(PipelineKind[DataFactoryTarget]):
         management = run_check(
             "managementPlane", "GET Microsoft.DataFactory/factories", lambda: resource_facts(client.get_factory())
         )
-        return [management, self.recent_runs_check(azure, target)]
+        return [management, self.recent_runs_check(azure, target), *self.correlation_checks(azure, target)]
 
 
 DATAFACTORY = DataFactoryKind()

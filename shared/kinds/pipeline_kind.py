@@ -11,11 +11,12 @@ import logging
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from shared.api.requests import StartRunRequest
 from shared.config.targets import AccessRule, PipelineRule, TargetEntry
-from shared.errors import GatewayError, UpstreamNotFound, ValidationFailed
+from shared.errors import ConfigurationError, GatewayError, UpstreamNotFound, ValidationFailed
 from shared.kinds.base import (
     WINDOW_SKEW,
     Azure,
@@ -28,7 +29,7 @@ from shared.kinds.base import (
     Submission,
     Submitted,
 )
-from shared.kinds.checks import Check, run_check
+from shared.kinds.checks import Check, run_check, skipped
 from shared.kinds.pipelines import PipelineClient, PipelineRun, PipelineRunStatus, RunQuery, StartOptions
 from shared.runs.model import Run, RunStatus, utcnow
 
@@ -43,6 +44,10 @@ WINDOW_AHEAD = timedelta(days=1)
 RECENT_RUNS_CAP = 100
 
 PipelineTarget = TypeVar("PipelineTarget", bound=TargetEntry)
+
+
+class CorrelationParameterMissing(ConfigurationError):
+    """A pipeline the catalog gives a correlation parameter does not declare it."""
 
 
 def observed(run: PipelineRun) -> Observed:
@@ -216,6 +221,23 @@ class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
 
         return run_check("pipelineRuns", "POST queryPipelineRuns (last hour)", recent_runs)
 
+    def correlation_checks(self, azure: Azure, target: PipelineTarget) -> list[Check]:
+        """Each pipeline the catalog names with a correlation parameter must declare it: the create
+        body is an open map in both specs, which say nothing of names a pipeline does not declare, so
+        the gateway relies only on declared ones reaching the run's parameters."""
+        client = self.client(azure, target)
+        checks = []
+        for rule in target.pipelines:
+            parameter = rule.correlation_parameter
+            if parameter is None:
+                continue
+            name, call = f"correlationParameter:{rule.match}", f"GET pipelines/{rule.match}"
+            if not rule.is_exact:
+                checks.append(skipped(name, call, "a glob: each pipeline it matches must declare " + parameter))
+                continue
+            checks.append(run_check(name, call, partial(_declares, client, rule.match, parameter)))
+        return checks
+
     def _no_start_from_failure(self) -> ValidationFailed:
         return ValidationFailed(
             f"{self.label} pipelines cannot start from failure.",
@@ -226,6 +248,16 @@ class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
                 }
             ],
         )
+
+
+def _declares(client: PipelineClient, pipeline: str, parameter: str) -> dict[str, Any]:
+    declared = client.declared_parameters(pipeline)
+    if parameter not in declared:
+        raise CorrelationParameterMissing(
+            f"Pipeline {pipeline} does not declare parameter {parameter!r}, which carries the gateway's run id: "
+            "add it to the pipeline (type String) and publish, or a lost create answer cannot be proven."
+        )
+    return {"parameter": parameter, "type": declared[parameter]}
 
 
 def _submitted(

@@ -221,6 +221,17 @@ class PipelineClient(TargetClient):
         )
         return created_run(body, request_id, "createRun")
 
+    def declared_parameters(self, pipeline: str) -> dict[str, str]:
+        """The parameters the pipeline's definition declares, name -> type (Pipelines_Get)."""
+        body, _ = self._call("getPipeline", "GET", f"/pipelines/{pipeline}", role=self.read_role)
+        properties = body.get("properties") if isinstance(body, dict) else None
+        declared = properties.get("parameters") if isinstance(properties, dict) else None
+        if not isinstance(declared, dict):
+            return {}
+        return {
+            str(name): str(spec.get("type", "")) if isinstance(spec, dict) else "" for name, spec in declared.items()
+        }
+
     def get_run(self, run_id: str) -> PipelineRun:
         body, _ = self._call("getPipelineRun", "GET", f"/pipelineruns/{run_id}", role=self.read_role)
         return parse_pipeline_run(body, "getPipelineRun")

@@ -128,7 +128,11 @@ class SynapseKind(PipelineKind[SynapseTarget]):
         }
 
     def checks(self, azure: Azure, target: SynapseTarget) -> list[Check]:
-        return [self._workspace_check(azure, target), self.recent_runs_check(azure, target)]
+        return [
+            self._workspace_check(azure, target),
+            self.recent_runs_check(azure, target),
+            *self.correlation_checks(azure, target),
+        ]
 
     def _workspace_check(self, azure: Azure, target: SynapseTarget) -> Check:
         call = "GET Microsoft.Synapse/workspaces"

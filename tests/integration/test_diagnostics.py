@@ -77,3 +77,28 @@ def test_the_report_shows_only_what_the_product_may_use(
 def test_unknown_and_invalid_targets(context: AppContext) -> None:
     problem(diagnose("nope"), 404, "target-not-found")
     problem(diagnose("Not.Valid"), 422, "invalid-name")
+
+
+def test_a_pipeline_must_declare_the_correlation_parameter_the_catalog_gives_it(
+    stack: OfflineStack, names: dict[str, str], adf: str
+) -> None:
+    install_context(
+        stack,
+        names,
+        pipelines=[
+            {"match": "correlated", "correlationParameter": "gatewayRunId"},
+            {"match": "daily_load", "correlationParameter": "gatewayRunId"},
+            {"match": "ingest_*", "correlationParameter": "gatewayRunId"},
+            "*",
+        ],
+    )
+
+    report = body_of(diagnose(adf))
+
+    found = checks(report)
+    assert found["correlationParameter:correlated"]["ok"] is True
+    assert found["correlationParameter:correlated"]["facts"] == {"parameter": "gatewayRunId", "type": "String"}
+    missing = found["correlationParameter:daily_load"]
+    assert missing["ok"] is False and "does not declare parameter 'gatewayRunId'" in missing["detail"]
+    assert "each pipeline it matches must declare" in found["correlationParameter:ingest_*"]["skipped"]
+    assert report["healthy"] is False

@@ -215,3 +215,17 @@ def test_a_tick_goes_on_with_its_other_runs_when_another_poller_moved_one(
 
     assert report.error is None and report.skipped >= 1
     assert [a["alertId"] for a in context.alerts.peek() if a["runId"] == failed] == [f"{failed}:failed"]
+
+
+def test_a_declared_correlation_parameter_proves_the_run_even_when_azure_drops_other_parameters(
+    stack: OfflineStack, names: dict[str, str], adf: str
+) -> None:
+    app = install_context(stack, names, pipelines=[{"match": "correlated", "correlationParameter": "gatewayRunId"}])
+    parameters = probe()
+    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="after", count=1))
+    lost = started(adf, "correlated", parameters={**parameters, "undeclared": "dropped by Azure"})
+    (its_run,) = upstream_runs(stack, "correlated", {**parameters, "gatewayRunId": lost})
+
+    Poller(app, submit_grace=timedelta(0)).tick()
+
+    assert app.registry.get(lost).upstream_run_id == its_run
