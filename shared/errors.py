@@ -121,6 +121,21 @@ class NotAllowed(RequestError):
     title = "Not allowed by the catalog"
 
 
+class LimitExceeded(RequestError):
+    """A start would go over a cap on paid compute (shared.runs.limits); ``Retry-After`` says when to try."""
+
+    status = 429
+    slug = "limit-exceeded"
+    title = "Limit exceeded"
+
+    def __init__(self, detail: str, *, limit: str, scope: str, retry_after: int) -> None:
+        super().__init__(
+            detail,
+            extensions={"limit": limit, "scope": scope, "retryAfter": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 class Conflict(RequestError):
     status = 409
     slug = "conflict"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 from pydantic import Field, ValidationError, model_validator
 
 from shared.config.settings import Settings
-from shared.config.targets import CatalogModel, TargetEntry
+from shared.config.targets import CatalogModel, RateLimits, TargetEntry
 from shared.errors import ConfigurationError, TargetNotFound
 from shared.kinds.registry import TARGET_KINDS, TARGET_MODELS
 
@@ -28,6 +28,8 @@ else:  # one discriminated union of the registered kinds' entry models
 class Catalog(CatalogModel):
     targets: tuple[AnyTarget, ...]
     alert_on_cancelled: bool = False
+    # Caps per APIM product ("*": every product without its own entry, and callers without one).
+    product_limits: dict[str, RateLimits] = {}
 
     @model_validator(mode="after")
     def _unique_names(self) -> Catalog:
@@ -43,6 +45,9 @@ class Catalog(CatalogModel):
             if target.name == name:
                 return target
         raise TargetNotFound(f"There is no target named {name!r}. GET /api/targets lists them.")
+
+    def limits_for(self, product: str | None) -> RateLimits | None:
+        return self.product_limits.get(product or "") or self.product_limits.get("*")
 
     def alerts_on_cancel(self, target: TargetEntry) -> bool:
         if target.alert_on_cancelled is not None:

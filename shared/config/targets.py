@@ -36,15 +36,31 @@ def optional_name(rule: names.NameRule, value: str | None) -> str | None:
     return None if value is None else check_name(rule, value)
 
 
-class AccessRule(CatalogModel):
-    """One allowed pipeline or Spark pool: an exact name or a glob, optionally limited to products."""
+class RateLimits(CatalogModel):
+    """Caps on paid compute: runs in flight at once, and starts per minute (absent: no cap)."""
+
+    max_runs_in_flight: int | None = Field(default=None, gt=0)
+    starts_per_minute: int | None = Field(default=None, gt=0)
+
+
+class AccessRule(RateLimits):
+    """One allowed pipeline or Spark pool: an exact name or a glob, optionally limited to products, and
+    optionally capped (``maxRunsInFlight``, ``startsPerMinute``, counted for this entry across products).
+
+    Names match case-insensitively, as ADF and Synapse treat pipeline and pool names: a rule for
+    ``copy_sales`` also governs ``copy_SALES``, which Azure would run as ``copy_sales``.
+    """
 
     match: str = Field(min_length=1, max_length=260)
     max_duration_minutes: int | None = Field(default=None, gt=0)
     products: tuple[str, ...] | None = None
 
     def matches(self, name: str) -> bool:
-        return fnmatch.fnmatchcase(name, self.match)
+        return fnmatch.fnmatchcase(name.casefold(), self.match.casefold())
+
+    def canonical(self, name: str) -> str:
+        """The name as Azure knows it: an exact rule's spelling (the operator's), else the caller's."""
+        return self.match if self.is_exact else name
 
     def allows_product(self, product: str | None) -> bool:
         return self.products is None or (product is not None and product in self.products)

@@ -369,6 +369,8 @@ def _apply(run: Run, observed: Observed) -> Run:
     if run.status == RunStatus.CANCELING and status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS):
         status = RunStatus.CANCELING  # Azure has not caught up with the cancel yet
     changes = {
+        # the name as Azure knows it: a caller may have written copy_SALES for copy_sales
+        "pipeline": observed.name if observed.name.casefold() == run.pipeline.casefold() else run.pipeline,
         "status": status,
         "upstream_status": observed.upstream_status,
         "message": observed.message if observed.message or status == RunStatus.SUCCEEDED else run.message,

@@ -173,6 +173,13 @@ class RunRegistry:
         """Whether the poller still has work on the record (it sits among the live rows)."""
         return bool(run.row_key and run.row_key.startswith(LIVE))
 
+    def all_live_runs(self) -> Iterator[Run]:
+        """The live records of every target (one query across partitions): runs in flight, for caps."""
+        query = "RowKey ge @low and RowKey lt @high"
+        with _guarded("list the runs in flight"):
+            for entity in self._table.query_entities(query, parameters={"low": LIVE, "high": _after(LIVE)}):
+                yield _from_entity(entity)
+
     def live_runs(self, target: str) -> Iterator[Run]:
         query = "PartitionKey eq @target and RowKey ge @low and RowKey lt @high"
         params = {"target": target, "low": LIVE, "high": _after(LIVE)}

@@ -20,6 +20,7 @@ from shared.azure.storage import AlreadyExists, ConcurrentUpdate
 from shared.config.targets import AccessRule, TargetEntry
 from shared.context import AppContext
 from shared.errors import (
+    GatewayError,
     IdentityUnavailable,
     OutcomeUnknown,
     RunAlreadyFinished,
@@ -34,6 +35,7 @@ from shared.errors import (
 from shared.kinds.base import RunKind, Submission
 from shared.kinds.registry import kind_named
 from shared.runs.idempotency import TTL, fingerprint
+from shared.runs.limits import Admission, Cap
 from shared.runs.model import Run, RunStatus, new_run_id, utcnow
 from shared.telemetry import tracing as telemetry
 
@@ -74,11 +76,13 @@ class RunService:
     ) -> StartResult:
         """Starts ``resource`` (a pipeline, a Spark pool's batch) on ``target`` as ``kind`` does it."""
         rule = kind.rule(target, resource, caller.product)
+        resource = rule.canonical(resource)
         run_id = new_run_id(target.name)
         submission = kind.prepare(self._context, target, resource, request, run_id=run_id, rule=rule)
         run = _new_run(run_id, kind, target, submission, caller, rule)
         digest = fingerprint(kind.fingerprint(target, resource, request))
-        return self._start(run, digest, caller, idempotency_key, submission)
+        caps = self._caps(kind, target, rule, caller)
+        return self._start(run, digest, caller, idempotency_key, submission, caps)
 
     def cancel(self, run_id: str, *, recursive: bool, caller: Caller) -> Run:
         """Asks Azure to cancel; the poller sees the run through to Cancelled. Twice is harmless."""
@@ -131,7 +135,8 @@ class RunService:
         submission = kind.prepare_rerun(self._context, target, old, request, run_id=run_id)
         run = _new_run(run_id, kind, target, submission, caller, rule, rerun_of=old.id)
         digest = fingerprint({"rerunOf": old.id, **request.model_dump(exclude_none=True)})
-        result = self._start(run, digest, caller, idempotency_key, submission)
+        caps = self._caps(kind, target, rule, caller)
+        result = self._start(run, digest, caller, idempotency_key, submission, caps)
         if not result.replayed:
             self._link(old.id, result.run.id)
         return result
@@ -170,8 +175,33 @@ class RunService:
             return None
         return StartResult(self._context.registry.get(run_id), replayed=True)
 
+    def _caps(self, kind: RunKind[Any, Any], target: TargetEntry, rule: AccessRule, caller: Caller) -> list[Cap]:
+        """The caps a start by ``caller`` under ``rule`` counts against: its product's, and the entry's."""
+        caps = []
+        product = caller.product
+        limits = self._context.catalog.limits_for(product)
+        if limits is not None:
+            caps.append(Cap(f"API product {product or '(none)'}", limits, lambda run: run.product == product))
+        if rule.max_runs_in_flight is not None or rule.starts_per_minute is not None:
+            caps.append(
+                Cap(
+                    f"{kind.resource_noun} {rule.match!r} on target {target.name}",
+                    rule,
+                    lambda run: (
+                        run.target == target.name and run.kind == kind.name and rule.matches(kind.resource(run))
+                    ),
+                )
+            )
+        return caps
+
     def _start(
-        self, run: Run, digest: str, caller: Caller, idempotency_key: str | None, submission: Submission
+        self,
+        run: Run,
+        digest: str,
+        caller: Caller,
+        idempotency_key: str | None,
+        submission: Submission,
+        caps: list[Cap],
     ) -> StartResult:
         registry = self._context.registry
         if idempotency_key is not None:
@@ -181,6 +211,12 @@ class RunService:
                 replay = keys.replay(earlier, digest, caller.key, idempotency_key, run.id, registry.get)
                 if replay is not None:
                     return StartResult(replay, replayed=True)
+        if caps:
+            try:
+                Admission(registry).admit(caps, utcnow())
+            except GatewayError:
+                self._release(caller, idempotency_key)
+                raise
         try:
             run = registry.create(run)
         except StorageUnavailable:
