@@ -67,6 +67,13 @@ param apiPath string = 'pipeline-gateway'
 @minLength(1)
 param apimProducts array
 
+@description('Calls per subscription per minute at API scope, whatever its product (the products\' own limits apply as well).')
+@minValue(1)
+param apimApiRateLimitCalls int = 120
+
+@description('Accept APIM subscriptions without a product (scoped to the API itself): they skip the product limits.')
+param apimAllowProductlessCallers bool = false
+
 // ---- Target catalog ---------------------------------------------------------------------------
 
 @description('Data factories: [{ name (catalog target), factoryName?, subscriptionId?, resourceGroup, pipelines: [name | glob | { match, maxDurationMinutes?, products? }] }].')
@@ -424,6 +431,8 @@ module apimApi 'modules/apim-api.bicep' = {
     applicationInsightsId: monitoring.outputs.id
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     products: apimProducts
+    apiRateLimitCalls: apimApiRateLimitCalls
+    allowProductlessCallers: apimAllowProductlessCallers
   }
   dependsOn: [
     rbac

@@ -44,6 +44,18 @@ param applicationInsightsConnectionString string
 @minLength(1)
 param products array
 
+@description('Calls per subscription per apiRateLimitPeriod at API scope, whatever the product.')
+@minValue(1)
+param apiRateLimitCalls int = 120
+
+@description('Renewal period of the API-scope rate limit, in seconds.')
+@minValue(1)
+@maxValue(300)
+param apiRateLimitPeriod int = 60
+
+@description('Accept subscriptions without a product (scoped to the API itself, so no product limits).')
+param allowProductlessCallers bool = false
+
 var backendId = 'pipeline-gateway-function'
 
 var backendAuthFragment = backendAuth == 'easyAuth' ? loadTextContent('../apim/policies/backend-auth-easyauth.xml') : loadTextContent('../apim/policies/backend-auth-functionkey.xml')
@@ -73,6 +85,36 @@ resource backendAppIdValue 'Microsoft.ApiManagement/service/namedValues@2024-05-
   properties: {
     displayName: 'gateway-backend-app-id'
     value: easyAuthClientId
+    secret: false
+  }
+}
+
+resource apiRateLimitCallsValue 'Microsoft.ApiManagement/service/namedValues@2024-05-01' = {
+  parent: apim
+  name: 'gateway-api-rate-limit-calls'
+  properties: {
+    displayName: 'gateway-api-rate-limit-calls'
+    value: string(apiRateLimitCalls)
+    secret: false
+  }
+}
+
+resource apiRateLimitPeriodValue 'Microsoft.ApiManagement/service/namedValues@2024-05-01' = {
+  parent: apim
+  name: 'gateway-api-rate-limit-period'
+  properties: {
+    displayName: 'gateway-api-rate-limit-period'
+    value: string(apiRateLimitPeriod)
+    secret: false
+  }
+}
+
+resource allowProductlessValue 'Microsoft.ApiManagement/service/namedValues@2024-05-01' = {
+  parent: apim
+  name: 'gateway-allow-productless-callers'
+  properties: {
+    displayName: 'gateway-allow-productless-callers'
+    value: allowProductlessCallers ? 'true' : 'false'
     secret: false
   }
 }
@@ -142,6 +184,9 @@ resource apiPolicy 'Microsoft.ApiManagement/service/apis/policies@2024-05-01' = 
     apimIdentityClientIdValue
     backendAppIdValue
     functionKeyValue
+    apiRateLimitCallsValue
+    apiRateLimitPeriodValue
+    allowProductlessValue
   ]
 }
 

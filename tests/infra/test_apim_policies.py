@@ -222,3 +222,21 @@ def test_api_requires_a_subscription_and_traces_with_w3c() -> None:
     assert "ocp-apim-subscription-key" not in logged and "authorization" not in logged
     (logger,) = resources_of_type(tree, "Microsoft.ApiManagement/service/loggers").values()
     assert set(body(logger)["properties"]["credentials"]) == {"connectionString", "identityClientId"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_subscription_is_rate_limited_at_api_scope_and_productless_ones_are_refused(mode: str) -> None:
+    """A subscription scoped to the API itself skips the product policies: the API scope limits it too,
+    and refuses it outright unless the deployment allows productless callers."""
+    root = xml_root(api_policy(mode))
+    inbound = root.find("inbound")
+    assert inbound is not None
+    (rate,) = _elements(inbound, "rate-limit")
+    named = {"{{gateway-api-rate-limit-calls}}", "{{gateway-api-rate-limit-period}}"}
+    assert {rate.attrib["calls"], rate.attrib["renewal-period"]} == named
+    (refusal,) = [w for w in _elements(inbound, "when") if "context.Product == null" in w.attrib["condition"]]
+    assert "{{gateway-allow-productless-callers}}" in refusal.attrib["condition"]
+    (status,) = _elements(refusal, "set-status")
+    assert status.attrib["code"] == "403"
+    always = {name for name, when in _named_values().items() if when is None}
+    assert {name.strip("{}") for name in named} | {"gateway-allow-productless-callers"} <= always
