@@ -1,5 +1,6 @@
 """Synapse Spark batch jobs through the workspace's Livy API (sparkJob.json 2020-12-01): the client,
-how the poller follows a pool, and the kind. Spark pools are listed on the Synapse catalog entry.
+how the poller follows a pool, and the kind. Spark pools are listed on the Synapse catalog entry, each
+with the guardrails a batch must keep to (``shared.kinds.spark_rules``), on a start and on a rerun.
 
 Livy has no ``api-version`` query (the version is a path segment) and pages its batch list at 20,
 so following many batches in bulk is only cheaper than one GET each when they are most of the list.
@@ -15,11 +16,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from shared.api.requests import SparkBatchRequest
+from shared.api.requests import SparkBatchRequest, parse_body
 from shared.azure.transport import TargetClient, UpstreamClient
 from shared.config.settings import Settings
 from shared.config.targets import AccessRule
-from shared.errors import GatewayError, OutcomeUnknown, UpstreamBadResponse, UpstreamNotFound, ValidationFailed
+from shared.errors import (
+    GatewayError,
+    NotAllowed,
+    OutcomeUnknown,
+    UpstreamBadResponse,
+    UpstreamNotFound,
+    ValidationFailed,
+)
 from shared.kinds.base import (
     WINDOW_SKEW,
     Azure,
@@ -33,6 +41,7 @@ from shared.kinds.base import (
 )
 from shared.kinds.checks import Check, run_check
 from shared.kinds.pipelines import CreatedRun, parse_time
+from shared.kinds.spark_rules import SparkPoolRule
 from shared.kinds.synapse import SynapseTarget
 from shared.runs.model import Run, RunStatus
 
@@ -296,8 +305,16 @@ class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
             lambda: SparkClient(azure.upstream, target, pool, scope=azure.settings.synapse_scope),
         )
 
-    def rules(self, target: SynapseTarget) -> tuple[AccessRule, ...]:
+    def rules(self, target: SynapseTarget) -> tuple[SparkPoolRule, ...]:
         return target.spark_pools
+
+    def _pool_rule(self, target: SynapseTarget, pool: str) -> SparkPoolRule:
+        """The pool's rule as the catalog has it now: the first that matches the pool, the one the caller was
+        authorized by (``allowed`` takes the first match too)."""
+        for rule in target.spark_pools:
+            if rule.matches(pool):
+                return rule
+        raise NotAllowed(f"Spark pool {pool!r} is not in the catalog of target {target.name!r}.")
 
     def resource(self, run: Run) -> str:
         return run.spark_pool or ""
@@ -320,6 +337,7 @@ class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
                 f"Tag {RUN_ID_TAG!r} is set by the gateway (it carries the run id); leave it out.",
                 [{"field": f"tags.{RUN_ID_TAG}", "message": "set by the gateway"}],
             )
+        self._pool_rule(target, resource).check_batch(resource, request)
         definition = request.livy_body()
         client = self.client(azure, target, resource)
         return Submission(
@@ -332,13 +350,16 @@ class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
     def prepare_rerun(
         self, azure: Azure, target: SynapseTarget, run: Run, request: RerunRequest, *, run_id: str
     ) -> Submission:
-        """The same batch definition again, tagged with the new run's id."""
+        """The same batch definition again, tagged with the new run's id, if the pool's rules still allow it:
+        they may have tightened since the first start, and a rerun must not be the way around them."""
         if request.startFromFailure or request.startActivityName:
             raise ValidationFailed(
                 "A Spark batch has no activities to resume from; rerun it without options.",
                 [{"field": "startFromFailure", "message": "not for Spark batches"}],
             )
-        client = self.client(azure, target, self.resource(run))
+        pool = self.resource(run)
+        self._pool_rule(target, pool).check_batch(pool, parse_body(SparkBatchRequest, run.parameters))
+        client = self.client(azure, target, pool)
         return Submission(
             name=run.pipeline,
             parameters=run.parameters,

@@ -1,5 +1,6 @@
 """Azure Synapse pipelines through the workspace data plane (api-version 2020-12-01): the catalog entry
-(which also lists the workspace's Spark pools, see ``shared.kinds.spark``), the clients, the kind."""
+(which also lists the workspace's Spark pools and their guardrails, see ``shared.kinds.spark`` and
+``shared.kinds.spark_rules``), the clients, the kind."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pydantic import field_validator
 from shared.azure.transport import TargetClient, UpstreamClient
 from shared.config import names
 from shared.config.settings import Settings
-from shared.config.targets import AccessRule, TargetEntry, as_rules, check_name, optional_name
+from shared.config.targets import TargetEntry, as_rules, check_name, optional_name
 from shared.kinds.base import Azure
 from shared.kinds.checks import Check, resource_facts, run_check, skipped
 from shared.kinds.pipeline_kind import PipelineKind
 from shared.kinds.pipelines import PipelineClient
+from shared.kinds.spark_rules import SparkPoolRule
 from shared.runs.model import Run
 
 
@@ -25,7 +27,7 @@ class SynapseTarget(TargetEntry):
     endpoint: str
     subscription_id: str | None = None
     resource_group: str | None = None
-    spark_pools: tuple[AccessRule, ...] = ()
+    spark_pools: tuple[SparkPoolRule, ...] = ()
 
     @field_validator("workspace_name")
     @classmethod

@@ -77,7 +77,8 @@ def test_a_spark_batch_is_submitted_and_followed_to_success(
 def test_a_failed_batch_alerts_with_livy_errors_and_the_driver_log_tail(
     context: AppContext, stack: OfflineStack, synapse: str
 ) -> None:
-    run = body_of(submit(synapse, "small", {**BATCH, "name": "fragile", "file": "abfss://jobs@lake/fail_job.py"}))
+    fragile = {**BATCH, "name": "fragile", "file": "abfss://jobs@lake.dfs.core.windows.net/fail_job.py"}
+    run = body_of(submit(synapse, "small", fragile))
     stack.emulator.clock.advance(FINISH)
     Poller(context).tick()
     assert get(run["id"])["status"] == RunStatus.FAILED
