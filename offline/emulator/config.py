@@ -32,6 +32,9 @@ one after another (``duration_s`` shared equally; an ``ExecutePipeline`` activit
 its child run), then ``Succeeded`` or ``Failed`` at the failing activity. A Spark batch is
 ``not_started`` for ``queue_s``, ``starting`` for ``startup_s``, ``running`` for ``duration_s``.
 
+Fabric workspaces and their pipelines (``fabric_workspaces``, named by GUID) are described in
+fabric_config.py.
+
 Pipeline ``parameters`` declare names and types (what Pipelines_Get reports); when present, a run
 keeps only the declared names of what createRun was given. Left out (``null``), the pipeline declares
 nothing and its runs report every parameter they were given, as all pipelines did before declarations.
@@ -45,6 +48,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
+
+from .fabric_config import (
+    SAMPLE_FABRIC_WORKSPACE,
+    FabricActivitySpec,
+    FabricFailureSpec,
+    FabricPipelineSpec,
+    FabricWorkspaceSpec,
+)
 
 _T = TypeVar("_T")
 Outcome = Literal["Succeeded", "Failed"]
@@ -247,6 +258,7 @@ class EmulatorConfig:
     identity: IdentitySpec = field(default_factory=IdentitySpec)
     factories: Sequence[FactorySpec] = ()
     workspaces: Sequence[WorkspaceSpec] = ()
+    fabric_workspaces: Sequence[FabricWorkspaceSpec] = ()
     token_lifetime_s: int = 24 * 3600
     page_size: int = 100
 
@@ -261,6 +273,10 @@ class EmulatorConfig:
         _unique_names(((w.name,) for w in workspaces), "workspace")
         object.__setattr__(self, "factories", factories)
         object.__setattr__(self, "workspaces", workspaces)
+        fabric = tuple(self.fabric_workspaces)
+        _unique_names(((w.id,) for w in fabric), "Fabric workspace id")
+        _unique_names(((p.id,) for w in fabric for p in w.pipelines), "Fabric item id")
+        object.__setattr__(self, "fabric_workspaces", fabric)
         for owner, pipelines in [(f.name, f.pipelines) for f in factories] + [
             (w.name, w.pipelines) for w in workspaces
         ]:
@@ -276,7 +292,9 @@ class EmulatorConfig:
     @classmethod
     def default(cls) -> EmulatorConfig:
         """The sample estate used by ``make emulator``, the demo and the tests."""
-        return cls(factories=(SAMPLE_FACTORY,), workspaces=(SAMPLE_WORKSPACE,))
+        return cls(
+            factories=(SAMPLE_FACTORY,), workspaces=(SAMPLE_WORKSPACE,), fabric_workspaces=(SAMPLE_FABRIC_WORKSPACE,)
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EmulatorConfig:
@@ -320,10 +338,13 @@ _NESTED: dict[type, dict[str, tuple[type, bool]]] = {
         "identity": (IdentitySpec, False),
         "factories": (FactorySpec, True),
         "workspaces": (WorkspaceSpec, True),
+        "fabric_workspaces": (FabricWorkspaceSpec, True),
     },
     FactorySpec: {"pipelines": (PipelineSpec, True)},
     WorkspaceSpec: {"pipelines": (PipelineSpec, True), "spark_pools": (SparkPoolSpec, True)},
     PipelineSpec: {"activities": (ActivitySpec, True), "failure": (FailureSpec, False)},
+    FabricWorkspaceSpec: {"pipelines": (FabricPipelineSpec, True)},
+    FabricPipelineSpec: {"activities": (FabricActivitySpec, True), "failure": (FabricFailureSpec, False)},
 }
 
 

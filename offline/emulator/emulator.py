@@ -19,6 +19,8 @@ from .arm import ArmDirectory
 from .clock import Clock
 from .config import EmulatorConfig, pipeline_summary
 from .datafactory import DataFactoryApi
+from .fabric import FabricApi
+from .fabric_config import fabric_summary
 from .faults import FaultRegistry
 from .identity import BearerCheck, IdentityEndpoint, TokenAuthority, new_identity_header
 from .server import Counters, Dispatcher, HttpsServer, Latency, Router, tls_context
@@ -85,6 +87,13 @@ class Emulator:
         SynapsePipelinesApi(self.config.workspaces, self.store).register(self.router)
         self.spark = SparkApi(self.config.workspaces, self.clock, self.config.identity, self.workspace_endpoint)
         self.spark.register(self.router)
+        self.fabric = FabricApi(
+            self.config.fabric_workspaces,
+            self.clock,
+            page_size=lambda: self.store.page_size,
+            endpoint=self.fabric_endpoint,
+        )
+        self.fabric.register(self.router)
         AdminApi(self).register(self.router)
         self.dispatcher = Dispatcher(
             self.router,
@@ -97,6 +106,10 @@ class Emulator:
     def workspace_endpoint(self, workspace: str) -> str:
         """The data-plane endpoint the Synapse SDKs take for ``workspace``."""
         return f"{self.base_url}/synapse/{workspace}"
+
+    def fabric_endpoint(self) -> str:
+        """Fabric's ``https://api.fabric.microsoft.com/v1`` here; the Fabric SDK takes this without ``v1``."""
+        return f"{self.base_url}/v1"
 
     def start(self) -> Emulator:
         if self._server is not None:
@@ -205,6 +218,10 @@ class Emulator:
                 }
                 for w in config.workspaces
             ],
+            "fabric": {
+                "api_endpoint": self.fabric_endpoint(),
+                "workspaces": fabric_summary(config.fabric_workspaces),
+            },
         }
 
     @property
@@ -216,13 +233,13 @@ class Emulator:
         self._counters.reset()
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every pipeline run and Spark batch created so far, oldest first.
+        """Every pipeline run, Spark batch and Fabric job instance created so far, oldest first.
 
         Each item's ``createCorrelationId`` is the ``x-ms-correlation-request-id`` its create call sent
         (``None`` without one, and for child runs), which the Azure-facing APIs never return: it is how
         a benchmark tells which of the app's requests created which run.
         """
-        return [*self.store.all_runs(), *self.spark.all_batches()]
+        return [*self.store.all_runs(), *self.spark.all_batches(), *self.fabric.all_jobs()]
 
     def set_page_size(self, size: int) -> None:
         if not 1 <= size <= 1000:

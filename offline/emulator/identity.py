@@ -34,6 +34,7 @@ ARM_AUDIENCES = (
     "https://management.azure.com",
 )
 SYNAPSE_AUDIENCES = ("https://dev.azuresynapse.net", "https://dev.azuresynapse.net/")
+FABRIC_AUDIENCES = ("https://api.fabric.microsoft.com", "https://api.fabric.microsoft.com/")
 
 
 def _b64(data: bytes) -> str:
@@ -190,6 +191,21 @@ def data_plane_rejection(rejection: Rejection) -> tuple[str, str]:
     )
 
 
+def fabric_rejection(rejection: Rejection) -> tuple[str, str]:
+    """Fabric's code and message for a refused token: ``TokenExpired`` when it expired, otherwise
+    the spec's ``Unauthorized`` (\"Missing or invalid authentication\"); wording plausible, unverified."""
+    if rejection.reason == "expired":
+        return "TokenExpired", "Access token has expired, resubmit with a new access token"
+    if rejection.reason == "audience":
+        return (
+            "Unauthorized",
+            f"The access token was issued for '{rejection.audience}', not for '{FABRIC_AUDIENCES[0]}'.",
+        )
+    if rejection.reason == "missing":
+        return "Unauthorized", "Missing authentication: the 'Authorization' header is missing."
+    return "Unauthorized", "Invalid authentication: the access token is not valid."
+
+
 class BearerCheck:
     """The authorizer the dispatcher runs before every ARM, Synapse and Livy handler."""
 
@@ -202,6 +218,8 @@ class BearerCheck:
             audiences, describe = ARM_AUDIENCES, arm_rejection
         elif route.family in ("synapse", "livy"):
             audiences, describe = SYNAPSE_AUDIENCES, data_plane_rejection
+        elif route.family == "fabric":
+            audiences, describe = FABRIC_AUDIENCES, fabric_rejection
         else:
             return
         rejection = self.authority.verify(request.headers.get("authorization"), audiences)

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 from .faults import Fault, FaultRegistry
 
-Family = Literal["arm", "synapse", "livy", "identity", "admin"]
+Family = Literal["arm", "synapse", "livy", "fabric", "identity", "admin"]
 RateKind = Literal["reads", "writes"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -348,7 +348,18 @@ def _check_api_version(route: Route, request: Request) -> None:
         )
 
 
+def _fabric_error_response(error: ApiError) -> Response:
+    """Fabric's ErrorResponse (fabric-common-definitions-v1.json): ``requestId``, ``errorCode``, ``message``;
+    the code is also in ``x-ms-public-api-error-code``, the header Fabric's clients read it from."""
+    request_id = str(uuid.uuid4())
+    headers = {**error.headers, "RequestId": request_id, "x-ms-public-api-error-code": error.code}
+    body = {"requestId": request_id, "errorCode": error.code, "message": error.message}
+    return Response(error.status, body, headers)
+
+
 def render_error(family: Family, error: ApiError, correlation: str | None) -> Response:
+    if family == "fabric":
+        return _fabric_error_response(error)
     if family == "identity":
         body: dict[str, Any] = {
             "statusCode": error.status,
