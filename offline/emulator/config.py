@@ -24,13 +24,24 @@ omitted keys take the defaults of the dataclasses below)::
         {"name": "contoso-syn", "subscription_id": "<uuid>", "resource_group": "rg-synapse",
          "location": "westeurope", "pipelines": [...same as above...],
          "spark_pools": [{"name": "small", "node_size": "Small", "node_count": 3, "queue_s": 1,
-                          "startup_s": 1, "duration_s": 3, "outcome": "Succeeded"}]}]
+                          "startup_s": 1, "duration_s": 3, "outcome": "Succeeded"}]}],
+      "ml_workspaces": [
+        {"name": "contoso-aml", "subscription_id": "<uuid>", "resource_group": "rg-ml", "location": "westeurope",
+         "templates": [
+           {"name": "train", "job_type": "Command", "outcome": "Failed", "start_s": 0.5, "prepare_s": 1,
+            "queue_s": 1, "duration_s": 3, "error_code": "UserError", "error_message": "...",
+            "log_lines": ["Traceback ...", "ValueError: bad row"]},
+           {"name": "score", "job_type": "Pipeline", "outcome": "Failed", "steps": ["prep", "score"],
+            "failing_step": "score", "error_code": "UserError", "error_message": "...", "log_lines": [...]}]}]
     }
 
 Timelines: a pipeline run is ``Queued`` for ``queue_s`` then ``InProgress`` while its activities run
 one after another (``duration_s`` shared equally; an ``ExecutePipeline`` activity lasts as long as
 its child run), then ``Succeeded`` or ``Failed`` at the failing activity. A Spark batch is
 ``not_started`` for ``queue_s``, ``starting`` for ``startup_s``, ``running`` for ``duration_s``.
+An Azure ML job is ``NotStarted`` for ``start_s``, ``Preparing`` for ``prepare_s``, ``Queued`` for
+``queue_s``, ``Running`` for ``duration_s`` (a pipeline's steps share it, one after another), then
+``Completed`` or ``Failed``; which template a submitted job follows is described in machinelearning.py.
 
 Fabric workspaces and their pipelines (``fabric_workspaces``, named by GUID) are described in
 fabric_config.py.
@@ -69,6 +80,11 @@ PIPELINE_NAME = re.compile(r"^[A-Za-z0-9_][^<>*#.%&:\\+?/]*$")
 FACTORY_NAME = re.compile(r"^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$")
 RESOURCE_GROUP_NAME = re.compile(r"^[-\w\._\(\)]+$")
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,48}[A-Za-z0-9])?$")
+# The 2025-09-01 spec's WorkspaceNameParameter pattern (machineLearningServices.json).
+ML_WORKSPACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")
+# Jobs_CreateOrUpdate's ``id`` pattern (mfe.json); also the rule for template and step names.
+ML_JOB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")
+JOB_TYPES: tuple[str, ...] = ("Command", "Pipeline")
 SPARK_POOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,14}$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -231,6 +247,76 @@ class WorkspaceSpec:
 
 
 @dataclass(frozen=True)
+class JobTemplateSpec:
+    """How the Azure ML jobs that follow this template go (see machinelearning.py for the matching).
+
+    A failing ``Command`` job fails with ``error_code``/``error_message`` and ``log_lines`` in its
+    ``user_logs/std_log.txt``; a failing ``Pipeline`` job fails at ``failing_step`` (the last step when
+    not given), which carries that error and those lines, and the steps after it never start.
+    """
+
+    name: str
+    job_type: Literal["Command", "Pipeline"] = "Command"
+    outcome: Outcome = "Succeeded"
+    start_s: float = 0.5
+    prepare_s: float = 1.0
+    queue_s: float = 1.0
+    duration_s: float = 3.0
+    steps: Sequence[str] = ()
+    failing_step: str | None = None
+    error_code: str = "UserError"
+    error_message: str = "Execution failed. User process 'python' exited with status code 1."
+    log_lines: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        _check(ML_JOB_NAME, self.name, "job template name", 255)
+        if self.job_type not in JOB_TYPES:
+            raise ValueError(f"job template {self.name!r}: job_type must be one of {JOB_TYPES}")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"job template {self.name!r}: outcome must be one of {OUTCOMES}")
+        if min(self.start_s, self.prepare_s, self.queue_s, self.duration_s) < 0:
+            raise ValueError(f"job template {self.name!r}: durations cannot be negative")
+        steps = tuple(self.steps)
+        if self.job_type == "Command" and (steps or self.failing_step is not None):
+            raise ValueError(f"job template {self.name!r}: steps and failing_step go with Pipeline templates only")
+        if self.job_type == "Pipeline":
+            steps = steps or ("step",)
+            for step in steps:
+                _check(ML_JOB_NAME, step, "pipeline step name", 255)
+            if len({s.lower() for s in steps}) != len(steps):
+                raise ValueError(f"job template {self.name!r}: step names must be unique")
+            if self.failing_step is not None and self.failing_step not in steps:
+                raise ValueError(f"job template {self.name!r}: failing step {self.failing_step!r} is not a step")
+            if self.outcome == "Failed" and self.failing_step is None:
+                object.__setattr__(self, "failing_step", steps[-1])
+            if self.outcome == "Succeeded":
+                object.__setattr__(self, "failing_step", None)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "log_lines", tuple(str(line) for line in self.log_lines))
+
+
+@dataclass(frozen=True)
+class MlWorkspaceSpec:
+    """An Azure Machine Learning workspace and the job templates its submitted jobs follow."""
+
+    name: str
+    subscription_id: str = SAMPLE_SUBSCRIPTION
+    resource_group: str = "rg-ml"
+    location: str = "westeurope"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    templates: Sequence[JobTemplateSpec] = ()
+
+    def __post_init__(self) -> None:
+        _check(ML_WORKSPACE_NAME, self.name, "Azure ML workspace name", 33, 3)
+        _check(RESOURCE_GROUP_NAME, self.resource_group, "resource group name", 90)
+        _check(GUID, self.subscription_id, "subscription id", 36)
+        templates = tuple(self.templates)
+        _unique_names(((t.name.lower(),) for t in templates), f"Azure ML workspace {self.name!r} template")
+        object.__setattr__(self, "templates", templates)
+        object.__setattr__(self, "tags", dict(self.tags))
+
+
+@dataclass(frozen=True)
 class IdentitySpec:
     """The user-assigned managed identity the function app runs as."""
 
@@ -259,6 +345,7 @@ class EmulatorConfig:
     factories: Sequence[FactorySpec] = ()
     workspaces: Sequence[WorkspaceSpec] = ()
     fabric_workspaces: Sequence[FabricWorkspaceSpec] = ()
+    ml_workspaces: Sequence[MlWorkspaceSpec] = ()
     token_lifetime_s: int = 24 * 3600
     page_size: int = 100
 
@@ -277,6 +364,9 @@ class EmulatorConfig:
         _unique_names(((w.id,) for w in fabric), "Fabric workspace id")
         _unique_names(((p.id,) for w in fabric for p in w.pipelines), "Fabric item id")
         object.__setattr__(self, "fabric_workspaces", fabric)
+        ml_workspaces = tuple(self.ml_workspaces)
+        _unique_names(((w.subscription_id, w.resource_group, w.name) for w in ml_workspaces), "Azure ML workspace")
+        object.__setattr__(self, "ml_workspaces", ml_workspaces)
         for owner, pipelines in [(f.name, f.pipelines) for f in factories] + [
             (w.name, w.pipelines) for w in workspaces
         ]:
@@ -293,7 +383,10 @@ class EmulatorConfig:
     def default(cls) -> EmulatorConfig:
         """The sample estate used by ``make emulator``, the demo and the tests."""
         return cls(
-            factories=(SAMPLE_FACTORY,), workspaces=(SAMPLE_WORKSPACE,), fabric_workspaces=(SAMPLE_FABRIC_WORKSPACE,)
+            factories=(SAMPLE_FACTORY,),
+            workspaces=(SAMPLE_WORKSPACE,),
+            fabric_workspaces=(SAMPLE_FABRIC_WORKSPACE,),
+            ml_workspaces=(SAMPLE_ML_WORKSPACE,),
         )
 
     @classmethod
@@ -339,7 +432,9 @@ _NESTED: dict[type, dict[str, tuple[type, bool]]] = {
         "factories": (FactorySpec, True),
         "workspaces": (WorkspaceSpec, True),
         "fabric_workspaces": (FabricWorkspaceSpec, True),
+        "ml_workspaces": (MlWorkspaceSpec, True),
     },
+    MlWorkspaceSpec: {"templates": (JobTemplateSpec, True)},
     FactorySpec: {"pipelines": (PipelineSpec, True)},
     WorkspaceSpec: {"pipelines": (PipelineSpec, True), "spark_pools": (SparkPoolSpec, True)},
     PipelineSpec: {"activities": (ActivitySpec, True), "failure": (FailureSpec, False)},
@@ -444,6 +539,42 @@ SAMPLE_WORKSPACE = WorkspaceSpec(
     spark_pools=(
         SparkPoolSpec("small", node_size="Small", node_count=3),
         SparkPoolSpec("large", node_size="Large", node_count=10, startup_s=2.0),
+    ),
+)
+
+
+SAMPLE_ML_WORKSPACE = MlWorkspaceSpec(
+    name="contoso-aml",
+    resource_group="rg-ml",
+    tags={"env": "dev", "owner": "data-science"},
+    templates=(
+        JobTemplateSpec(
+            "train_model",
+            job_type="Command",
+            log_lines=(
+                "Loading training data from azureml://datastores/workspaceblobstore/paths/sales/",
+                "Epoch 1/3 - loss: 0.412",
+                "Epoch 3/3 - loss: 0.087",
+                "Model saved to ./outputs/model.pkl",
+            ),
+        ),
+        JobTemplateSpec(
+            "score_batch",
+            job_type="Pipeline",
+            outcome="Failed",
+            steps=("prep_data", "score", "publish"),
+            failing_step="score",
+            error_code="UserError",
+            error_message="Execution failed. User process 'python score.py' exited with status code 1. "
+            "Please check log file 'user_logs/std_log.txt' for error details.",
+            log_lines=(
+                "Loading model from azureml:sales-forecast:3",
+                "Traceback (most recent call last):",
+                '  File "score.py", line 41, in <module>',
+                "    features = frame[FEATURES]",
+                "KeyError: \"['store_region'] not in index\"",
+            ),
+        ),
     ),
 )
 

@@ -23,6 +23,8 @@ from .fabric import FabricApi
 from .fabric_config import fabric_summary
 from .faults import FaultRegistry
 from .identity import BearerCheck, IdentityEndpoint, TokenAuthority, new_identity_header
+from .machinelearning import MachineLearningApi, MlJobStore, region_host
+from .runhistory import RunHistoryApi
 from .server import Counters, Dispatcher, HttpsServer, Latency, Router, tls_context
 from .spark import SparkApi
 from .store import RunStore
@@ -33,7 +35,8 @@ STARTUP_TIMEOUT_S = 10.0
 
 
 class Emulator:
-    """ADF, Synapse (pipelines, Spark, workspace lookup) and managed identity on one local port.
+    """ADF, Synapse (pipelines, Spark, workspace lookup), Azure ML (workspace, jobs, run history) and
+    managed identity on one local port.
 
     ``start()`` returns once the server answers over TLS; the serving thread is a daemon, so a
     forgotten emulator does not keep the interpreter alive.
@@ -69,6 +72,7 @@ class Emulator:
         directory = ArmDirectory(
             [(f.subscription_id, f.resource_group) for f in self.config.factories]
             + [(w.subscription_id, w.resource_group) for w in self.config.workspaces]
+            + [(w.subscription_id, w.resource_group) for w in self.config.ml_workspaces]
         )
         created = self.clock.now() - 90 * 24 * 3600
         self.router = Router()
@@ -94,6 +98,18 @@ class Emulator:
             endpoint=self.fabric_endpoint,
         )
         self.fabric.register(self.router)
+        self.ml_jobs = MlJobStore(self.config.ml_workspaces, self.clock)
+        machine_learning = MachineLearningApi(
+            self.config.ml_workspaces,
+            self.ml_jobs,
+            directory,
+            tenant_id=self.config.tenant_id,
+            created=created,
+            base_url=lambda: self.base_url,
+            page_size=lambda: self.store.page_size,
+        )
+        machine_learning.register(self.router)
+        RunHistoryApi(machine_learning, self.ml_jobs, lambda: self.base_url).register(self.router)
         AdminApi(self).register(self.router)
         self.dispatcher = Dispatcher(
             self.router,
@@ -218,6 +234,17 @@ class Emulator:
                 }
                 for w in config.workspaces
             ],
+            "ml_workspaces": [
+                {
+                    "subscription_id": w.subscription_id,
+                    "resource_group": w.resource_group,
+                    "name": w.name,
+                    "location": w.location,
+                    "api_endpoint": region_host(self.base_url, w.location),
+                    "templates": [{"name": t.name, "job_type": t.job_type, "outcome": t.outcome} for t in w.templates],
+                }
+                for w in config.ml_workspaces
+            ],
             "fabric": {
                 "api_endpoint": self.fabric_endpoint(),
                 "workspaces": fabric_summary(config.fabric_workspaces),
@@ -233,13 +260,14 @@ class Emulator:
         self._counters.reset()
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every pipeline run, Spark batch and Fabric job instance created so far, oldest first.
+        """Every pipeline run, Spark batch, Fabric job instance and Azure ML job (with its started pipeline
+        steps) created so far, oldest first per service.
 
         Each item's ``createCorrelationId`` is the ``x-ms-correlation-request-id`` its create call sent
         (``None`` without one, and for child runs), which the Azure-facing APIs never return: it is how
         a benchmark tells which of the app's requests created which run.
         """
-        return [*self.store.all_runs(), *self.spark.all_batches(), *self.fabric.all_jobs()]
+        return [*self.store.all_runs(), *self.spark.all_batches(), *self.fabric.all_jobs(), *self.ml_jobs.all_runs()]
 
     def set_page_size(self, size: int) -> None:
         if not 1 <= size <= 1000:

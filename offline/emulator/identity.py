@@ -18,6 +18,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .clock import Clock, arm_timestamp
@@ -35,6 +36,9 @@ ARM_AUDIENCES = (
 )
 SYNAPSE_AUDIENCES = ("https://dev.azuresynapse.net", "https://dev.azuresynapse.net/")
 FABRIC_AUDIENCES = ("https://api.fabric.microsoft.com", "https://api.fabric.microsoft.com/")
+# Azure ML run history: the swagger's scope is ml.azure.com; older clients and samples send an ARM token
+# (aml-runhistory-notes.md), so both are accepted.
+AML_AUDIENCES = ("https://ml.azure.com", "https://ml.azure.com/", *ARM_AUDIENCES)
 
 
 def _b64(data: bytes) -> str:
@@ -163,8 +167,8 @@ def arm_rejection(rejection: Rejection) -> tuple[str, str]:
     )
 
 
-def data_plane_rejection(rejection: Rejection) -> tuple[str, str]:
-    """Synapse data-plane code and message for a refused token (plausible wording, unverified)."""
+def data_plane_rejection(rejection: Rejection, audiences: tuple[str, ...] = SYNAPSE_AUDIENCES) -> tuple[str, str]:
+    """Data-plane (Synapse, Azure ML) code and message for a refused token (plausible wording, unverified)."""
     if rejection.reason == "missing":
         return "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
     if rejection.reason == "malformed":
@@ -176,7 +180,7 @@ def data_plane_rejection(rejection: Rejection) -> tuple[str, str]:
             "InvalidAuthenticationTokenAudience",
             f"Token Authentication failed - IDX10214: Audience validation failed. Audiences: "
             f"'{rejection.audience}'. Did not match: validationParameters.ValidAudiences: "
-            f"'{', '.join(SYNAPSE_AUDIENCES)}'.",
+            f"'{', '.join(audiences)}'.",
         )
     if rejection.reason == "expired":
         return (
@@ -207,7 +211,10 @@ def fabric_rejection(rejection: Rejection) -> tuple[str, str]:
 
 
 class BearerCheck:
-    """The authorizer the dispatcher runs before every ARM, Synapse and Livy handler."""
+    """The authorizer the dispatcher runs before every ARM, Synapse, Livy and Azure ML data-plane handler.
+
+    Log downloads (family ``anonymous``) carry their own SAS signature instead, checked by their handler.
+    """
 
     def __init__(self, authority: TokenAuthority) -> None:
         self.authority = authority
@@ -220,6 +227,8 @@ class BearerCheck:
             audiences, describe = SYNAPSE_AUDIENCES, data_plane_rejection
         elif route.family == "fabric":
             audiences, describe = FABRIC_AUDIENCES, fabric_rejection
+        elif route.family == "aml":
+            audiences, describe = AML_AUDIENCES, partial(data_plane_rejection, audiences=AML_AUDIENCES)
         else:
             return
         rejection = self.authority.verify(request.headers.get("authorization"), audiences)

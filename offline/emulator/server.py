@@ -27,7 +27,9 @@ from urllib.parse import parse_qsl, unquote
 
 from .faults import Fault, FaultRegistry
 
-Family = Literal["arm", "synapse", "livy", "fabric", "identity", "admin"]
+# "aml": Azure ML's run history (bearer token); "anonymous": Azure ML's discovery document and the log
+# files its SAS URLs point at, which Azure serves without a token.
+Family = Literal["arm", "synapse", "livy", "aml", "anonymous", "fabric", "identity", "admin"]
 RateKind = Literal["reads", "writes"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -110,7 +112,7 @@ class Response:
     status: int = 200
     body: Any = None  # JSON-serialisable; None = no body
     headers: dict[str, str] = field(default_factory=dict)
-    raw: bytes | None = None  # sent as the JSON body instead of ``body`` (malformed-answer faults only)
+    raw: bytes | None = None  # sent instead of ``body``: a cut-short JSON answer, or a file with its Content-Type
 
 
 Handler = Callable[[Request], Response]
@@ -325,7 +327,10 @@ _NO_ANSWER = {"error": {"code": "InternalServerError", "message": "The answer wa
 
 
 def _cut_short(response: Response, status: int) -> Response:
-    """The answer with its JSON body cut in half: never valid JSON, still labelled as JSON."""
+    """The answer with its body cut in half: JSON is never valid afterwards, yet still labelled as JSON;
+    a file (``raw``) keeps its own Content-Type, as a truncated download does."""
+    if response.raw is not None:
+        return Response(status, None, response.headers, raw=response.raw[: len(response.raw) // 2])
     payload = json.dumps(response.body if response.body is not None else _NO_ANSWER, separators=(",", ":")).encode()
     return Response(status, None, response.headers, raw=payload[: len(payload) // 2])
 
@@ -371,7 +376,10 @@ def render_error(family: Family, error: ApiError, correlation: str | None) -> Re
         if error.target is not None:
             detail["target"] = error.target
         body = {"error": detail}
-    return Response(error.status, body, dict(error.headers))
+    headers = dict(error.headers)
+    if family == "aml":
+        headers["x-ms-error-code"] = error.code  # the run-history spec's default response header
+    return Response(error.status, body, headers)
 
 
 def _not_routed(method: str, path: str, other_method: bool) -> Response:
@@ -478,7 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = b""
         if response.raw is not None:
             payload = response.raw
-            response.headers["Content-Type"] = "application/json; charset=utf-8"
+            response.headers.setdefault("Content-Type", "application/json; charset=utf-8")
         elif response.body is not None and response.status not in (204, 304):
             payload = json.dumps(response.body, separators=(",", ":")).encode()
             response.headers["Content-Type"] = "application/json; charset=utf-8"
