@@ -1,4 +1,4 @@
-"""Chaos: mixed starts through crashes and faults, then three truths compared.
+"""Chaos: mixed starts through crashes and faults, then three truths (and the alert queue) compared.
 
 The guarantees the README makes (nothing Azure accepts goes unrecorded, one run per ``Idempotency-Key``,
 every failure alerted once under a stable id) are easy to keep on a quiet afternoon. This script runs the
@@ -16,7 +16,7 @@ instances do in Azure (where only the timer is a singleton). The app's ``SUBMIT_
 **Load**: ``--starts`` logical starts spread over the first ``START_SHARE`` of the run: ADF and Synapse
 pipelines and Spark batches, about a third of them on targets that fail. Half carry an
 ``Idempotency-Key`` and are retried by the client after a connection error, a timeout, a 409 (in
-progress) or a 5xx, with the same key, as a careful client does; the others are sent once (a client
+progress), a 429 or a 5xx, with the same key, as a careful client does; the others are sent once (a client
 without a key must not retry), and only a connection that was never made is tried on another host, as a
 load balancer would. ``IDENTICAL_SHARE`` of the starts have exactly the same parameters as others to the
 same pipeline (none, or the same Spark batch name), so reconciling a lost answer cannot lean on unique
@@ -44,7 +44,7 @@ the emulator's runs (``GET /_emulator/runs``).
   and whose own request's record is neither still ``Submitting`` (then it is counted ``stuck``) nor
   ``Unknown`` (then ``unknown``); plus a run answered ``202`` that is not in the registry.
 * ``doubled``: a logical start with two records that were not refused (``Rejected`` records started
-  nothing and free their key by design), two Azure runs, or two different run ids answered.
+  nothing and free their key by design) or two Azure runs.
 * ``misattributed``: a record whose ``upstreamRunId`` is an Azure run created by another request than the
   record's (or by none).
 * ``failed_without_alert``: an Azure run that failed, owned by a record, with no message on the alert
@@ -59,8 +59,12 @@ the emulator's runs (``GET /_emulator/runs``).
   ``repeated_sends`` and are shown as ``repeated_sends_near_storage_restart``.
 * ``stuck``: at the deadline, records not terminal, or ``Failed``/``Unknown`` with no alert on the queue.
   Its parts are printed: ``stuck_awaiting_unknown`` are ``Submitting`` records whose create never reached
-  Azure; the app waits ``UNKNOWN_AFTER`` (10 min) before declaring them ``Unknown``, so a run shorter
-  than that reports them stuck, truthfully: they are not settled.
+  Azure (a drop before the create, a kill between recording and the create call); the app waits
+  ``UNKNOWN_AFTER`` (10 min) before declaring them ``Unknown``, so a default run reports them stuck,
+  truthfully: they are not settled (``--time-limit 1200`` leaves the time). ``stuck_unreconciled`` are
+  ``Submitting`` with an Azure run, ``stuck_in_flight`` other live ones, ``stuck_unalerted`` ended
+  without an alert, of which ``unalerted_claimed_by_killed_host`` have their alert claimed by a process
+  killed since (where the app records claims, ``host/pid/invocation``).
 * ``seconds``: the whole run, wall time. Extra keys follow: ``seed``, ``unknown`` (records the app marked
   ``Unknown``: not lost nor misattributed when nobody else owns their run), ``kills``, ...
 
@@ -448,7 +452,7 @@ class Clients:
                 job.replayed = response.headers.get("Idempotent-Replayed") == "true"
                 job.outcome = "answered"
                 return
-            retryable = response.status_code == 409 or response.status_code >= 500
+            retryable = response.status_code in (409, 429) or response.status_code >= 500
             if job.key is not None and retryable and time.monotonic() < give_up:
                 time.sleep(_retry_after(response) or _backoff(rng, len(job.attempts)))
                 continue
@@ -671,6 +675,8 @@ def read_records(context: Any) -> list[dict[str, Any]]:
                     "sparkPool": run.spark_pool,
                     "correlationId": run.correlation_id,
                     "message": run.message,
+                    # Who holds the alert's claim, where the app records one: "host/pid/invocation".
+                    "alertClaimedBy": getattr(run, "alert_claimed_by", None),
                 }
                 for run in page
             )
@@ -824,6 +830,8 @@ def reckon(
         problems.append(f"repeated: alert {alert_id} sent {len(times)} times, no kill between the first two")
 
     stuck: Counter[str] = Counter()
+    killed_pids = {pid for _, _, pid in chaos.kills}
+    unalerted_claims = 0
     for record in records:
         status = record["status"]
         if status == "Submitting":
@@ -833,7 +841,13 @@ def reckon(
             stuck["stuck_in_flight"] += 1
         elif status in NEEDS_ALERT and record["id"] not in alerted:
             stuck["stuck_unalerted"] += 1
-            problems.append(f"stuck: record {record['id']} is {status} with no alert on the queue")
+            claimant = record.get("alertClaimedBy") or ""
+            if _claimant_pid(claimant) in killed_pids:
+                unalerted_claims += 1
+                why = f", its alert claimed by {claimant}, a host killed -9 since"
+            else:
+                why = f", its alert claimed by {claimant}" if claimant else ""
+            problems.append(f"stuck: record {record['id']} is {status} with no alert on the queue{why}")
 
     outcomes = Counter(job.outcome.split()[0] for job in sent)
     return {
@@ -853,6 +867,7 @@ def reckon(
             for name in ("stuck_awaiting_unknown", "stuck_unreconciled", "stuck_in_flight", "stuck_unalerted")
         },
         "pending_azure_runs": pending,
+        "unalerted_claimed_by_killed_host": unalerted_claims,
         "repeated_sends_near_storage_restart": near_storage,
         "keyed_starts": sum(1 for job in sent if job.key is not None),
         "identical_parameter_starts": sum(1 for job in sent if job.body in ({}, _identical_spark(job))),
@@ -876,6 +891,12 @@ def reckon(
         "fault_calls_hit": chaos.fault_calls,
         "problems": problems,
     }
+
+
+def _claimant_pid(claimant: str) -> int | None:
+    """The process in an alert claim (``host/pid/invocation``, as the poller names itself), if it names one."""
+    parts = claimant.split("/")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
 def _identical_spark(job: Job) -> dict[str, Any]:
@@ -928,7 +949,8 @@ def summary(figures: Mapping[str, Any]) -> str:
         f"{f['repeated_sends_near_storage_restart']}); after a kill: {f['repeated_sends_after_kill']}",
         f"  stuck                          {f['stuck']}: {f['stuck_awaiting_unknown']} Submitting that never reached "
         f"Azure (Unknown only after 10 min), {f['stuck_unreconciled']} Submitting with an Azure run, "
-        f"{f['stuck_in_flight']} in flight, {f['stuck_unalerted']} ended without alert",
+        f"{f['stuck_in_flight']} in flight, {f['stuck_unalerted']} ended without alert "
+        f"({f['unalerted_claimed_by_killed_host']} of them claimed by a host killed since)",
         f"  unknown                        {f['unknown']} records marked Unknown "
         f"({f['unknown_azure_runs']} Azure runs whose record is Unknown)",
     ]
@@ -952,6 +974,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     with _workdir(args.workdir) as workdir:
         truths = ChaosRun(args, workdir).execute()
+    if any("createCorrelationId" not in run for run in truths["azure_runs"]):
+        # Without it every Azure run would look foreign and nothing could be lost: figures that lie.
+        raise SystemExit("the emulator's runs carry no createCorrelationId: runs cannot be tied to requests")
     figures = reckon(truths["jobs"], truths["records"], truths["alerts"], truths["azure_runs"], truths["chaos"])
     figures["seconds"] = round(time.monotonic() - began, 1)
     problems: list[str] = figures.pop("problems")

@@ -43,11 +43,11 @@ def test_chaos_smoke_run_loses_doubles_and_misattributes_nothing(capsys: pytest.
     """A short run (kills, an Azurite restart, faults) keeps the contract of ``make chaos``: its headline keys
     first, whole numbers, and an exit code that says whether every guarantee held. Too short for the
     poller's two-minute grace, so lost answers may still be settling (``stuck``); none may be lost."""
-    code = chaos.main(["--starts", "20", "--time-limit", "40", "--seed", "7"])
+    code = chaos.main(["--starts", "20", "--time-limit", "45", "--seed", "7"])
     result = last_json(capsys)
     assert list(result)[: len(chaos.HEADLINE)] == list(chaos.HEADLINE)
     assert all(type(result[name]) is int for name in chaos.HEADLINE if name != "seconds")
-    assert isinstance(result["seconds"], float) and result["seconds"] < 40
+    assert isinstance(result["seconds"], float) and result["seconds"] < 60  # bounded, stopping and reading included
     assert result["seed"] == 7 and result["starts"] == 20 and result["kills"] >= 1 and result["azurite_restarts"] == 1
     assert result["lost"] == 0 and result["doubled"] == 0 and result["misattributed"] == 0
     assert code == (0 if all(result[name] == 0 for name in chaos.MUST_BE_ZERO) else 1)
