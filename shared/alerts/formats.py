@@ -3,7 +3,9 @@
 Each format leads with the alert's summary (what failed, where, when, why), then the key facts, the
 failed activities or the Spark driver log, and a button to the run in the Studio. Chat services
 refuse oversized messages outright, so every free text is cut to their limits rather than risking
-the whole alert.
+the whole alert. Names, messages and log lines are the caller's and Azure's words, so each is escaped
+for the chat's markup (``shared/text.py``): on-call sees them as written, never as a link or a mention.
+The JSON format is the alert itself, unescaped: receivers parse it, nobody renders it as markup.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from shared.alerts.build import duration_text
 from shared.alerts.model import Alert
 from shared.kinds.registry import studio_of
 from shared.runs.model import parse_iso
+from shared.text import slack_mrkdwn, teams_markdown, visible
 
 TITLES = {
     "failed": "Run failed",
@@ -104,19 +107,28 @@ def links(alert: Alert) -> list[tuple[str, str]]:
     return named
 
 
+def _md(text: str) -> str:
+    """Text for a TextBlock or a fact: cut, then escaped, so no escape is cut in half."""
+    return teams_markdown(cut(text))
+
+
 def teams_card(alert: Alert) -> dict[str, Any]:
-    """A Teams message with one Adaptive Card (1.4), as Incoming Webhooks and Workflows accept it."""
+    """A Teams message with one Adaptive Card (1.4), as Incoming Webhooks and Workflows accept it.
+
+    Every TextBlock and FactSet value is Markdown to Teams, so each text is escaped; fact titles and
+    button labels are the gateway's own words, the button URLs its own links."""
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": title(alert), "size": "Medium", "weight": "Bolder", "color": "Attention"},
-        {"type": "TextBlock", "text": cut(alert.summary), "wrap": True},
-        {"type": "FactSet", "facts": [{"title": name, "value": value} for name, value in facts(alert)]},
+        {"type": "TextBlock", "text": _md(title(alert)), "size": "Medium", "weight": "Bolder", "color": "Attention"},
+        {"type": "TextBlock", "text": _md(alert.summary), "wrap": True},
+        {"type": "FactSet", "facts": [{"title": name, "value": _md(value)} for name, value in facts(alert)]},
     ]
     for heading, text in details(alert):
-        body.append({"type": "TextBlock", "text": heading, "weight": "Bolder", "wrap": True, "spacing": "Medium"})
-        body.append({"type": "TextBlock", "text": text, "wrap": True, "fontType": "Monospace", "size": "Small"})
+        body.append({"type": "TextBlock", "text": _md(heading), "weight": "Bolder", "wrap": True, "spacing": "Medium"})
+        body.append({"type": "TextBlock", "text": _md(text), "wrap": True, "fontType": "Monospace", "size": "Small"})
     tail = log_tail(alert)
     if tail:
         body.append({"type": "TextBlock", "text": "Driver log (last lines)", "weight": "Bolder", "spacing": "Medium"})
+        tail = teams_markdown(tail)
         body.append({"type": "TextBlock", "text": tail, "wrap": True, "fontType": "Monospace", "size": "Small"})
     card = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
@@ -134,28 +146,27 @@ def teams_card(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _mrkdwn(text: str) -> str:
-    """Slack's escaping: only &, < and > are special in mrkdwn text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _code_section(heading: str, text: str) -> dict[str, Any]:
     return {
         "type": "section",
-        "text": {"type": "mrkdwn", "text": cut(f"*{_mrkdwn(heading)}*\n```{_mrkdwn(text)}```", 3000)},
+        "text": {"type": "mrkdwn", "text": cut(f"*{slack_mrkdwn(heading)}*\n```{slack_mrkdwn(text)}```", 3000)},
     }
 
 
 def slack_blocks(alert: Alert) -> dict[str, Any]:
-    """A Slack message in Block Kit; ``text`` is the notification and screen-reader fallback."""
-    summary = alert.summary
+    """A Slack message in Block Kit; ``text`` is the notification and screen-reader fallback.
+
+    ``text`` and the sections are mrkdwn, so each text is escaped; the header is plain text, where
+    only control characters need showing as escapes."""
+    summary = slack_mrkdwn(alert.summary)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": cut(title(alert), 150), "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": cut(_mrkdwn(summary), 3000)}},
+        {"type": "header", "text": {"type": "plain_text", "text": cut(visible(title(alert)), 150), "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": cut(summary, 3000)}},
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": cut(f"*{name}*\n{_mrkdwn(value)}", 2000)} for name, value in facts(alert)
+                {"type": "mrkdwn", "text": cut(f"*{name}*\n{slack_mrkdwn(value)}", 2000)}
+                for name, value in facts(alert)
             ][:10],
         },
     ]

@@ -9,8 +9,11 @@ Each alert delivered is recorded in the alert history, which is also how a repea
 id (the poller's rare resend) is recognised and not posted twice. A crash between the post and the
 record can still repeat one post; generic receivers get the alert id in a header to drop it.
 
-Webhook URLs of Teams and Slack carry their secret in the path, so logs and records name only the
-scheme and host.
+Webhook URLs of Teams and Slack carry their secret in the path (and Workflows URLs in the query), so
+records and messages name only the scheme, host and port, and the path, query and any password are
+registered with the log scrubber (``shared/telemetry/logs.py``): urllib3's DEBUG line, which prints the
+request path, shows ``***`` instead. Redirects are never followed: a 3xx would re-post the signed alert
+to wherever the answer points (plain HTTP, an internal address), so it is a refusal, not retried.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from shared.alerts.formats import FORMATS
 from shared.alerts.model import Alert
 from shared.runs.model import utcnow
+from shared.telemetry.logs import register_secret
 
 if TYPE_CHECKING:
     import requests
@@ -109,6 +113,9 @@ class Webhook:
         self._url = url
         self._format = message_format
         self._secret = secret
+        parts = urlsplit(url)
+        for part in (parts.path, parts.query, parts.password or ""):
+            register_secret(part)
         self._session = session
         self._sleep = sleep
         self._attempts = attempts
@@ -120,9 +127,8 @@ class Webhook:
 
     @property
     def destination(self) -> str:
-        """Format, scheme and host: enough to say where alerts go, never the secret path."""
-        parts = urlsplit(self._url)
-        return f"{self._format} {parts.scheme}://{parts.netloc}"
+        """Format and origin: enough to say where alerts go, never the secret path or credentials."""
+        return f"{self._format} {origin(self._url)}"
 
     def post(self, alert: Alert) -> Delivery:
         import requests
@@ -134,13 +140,19 @@ class Webhook:
             headers = self._headers(alert, body)
             wait = self._backoff * 2 ** (attempt - 1)
             try:
-                response = session.post(self._url, data=body, headers=headers, timeout=TIMEOUT)
+                response = session.post(self._url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
             except requests.RequestException as exc:
                 problem = f"{type(exc).__name__} from {self.destination}"
             else:
                 if 200 <= response.status_code < 300:
                     return Delivery(response.status_code, attempt)
                 problem = f"{self.destination} answered {response.status_code}"
+                if 300 <= response.status_code < 400:
+                    to = origin(urljoin(self._url, response.headers.get("Location") or "")) or "nowhere"
+                    raise DeliveryFailed(
+                        f"{problem}, a redirect to {to}; not followed and not retried (the alert would go "
+                        "elsewhere): set GATEWAY_FORWARD_URL to the webhook's own address"
+                    )
                 if response.status_code not in RETRYABLE:
                     raise DeliveryFailed(f"{problem}; not retried (a request the webhook refuses)")
                 wait = max(wait, _retry_after(response.headers.get("Retry-After")))
@@ -158,6 +170,21 @@ class Webhook:
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = signature(self._secret, timestamp, body)
         return headers
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: never its ``user:password@``, path or query; "" when it has no host."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:
+        port = None  # not a port: left out rather than echoed
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 def _retry_after(value: str | None) -> float:

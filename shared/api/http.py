@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -146,10 +147,49 @@ def _path(url: str) -> str:
     return "/" + rest.split("/", 1)[1].split("?", 1)[0] if "/" in rest else "/"
 
 
+# JSON numbers a body may hold: integers that every JSON reader (JavaScript, .NET's double, Azure's
+# services) keeps exactly, I-JSON's range (RFC 7493), and finite floats.
+MAX_JSON_INTEGER = 2**53 - 1
+_MAX_INTEGER_DIGITS = len(str(MAX_JSON_INTEGER))
+
+
+class _OutOfBounds(ValueError):
+    """A number in the body that JSON readers cannot keep, or that JSON does not have."""
+
+
+def _shown(number: str) -> str:
+    return number if len(number) <= 24 else f"{number[:20]}… ({len(number)} characters)"
+
+
+def _integer(text: str) -> int:
+    # The length first: int() of thousands of digits raises past 4300 and is quadratic below.
+    if len(text.lstrip("-")) > _MAX_INTEGER_DIGITS or abs(value := int(text)) > MAX_JSON_INTEGER:
+        raise _OutOfBounds(
+            f"The body holds the integer {_shown(text)}, beyond ±{MAX_JSON_INTEGER} (2^53 - 1), the integers "
+            "every JSON reader keeps exactly; send it as a string."
+        )
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfBounds(f"The body holds the number {_shown(text)}, beyond a double's range; send it as a string.")
+    return value
+
+
+def _constant(text: str) -> Any:
+    raise _OutOfBounds(f"The body holds {text}, which is not JSON (RFC 8259 has no NaN or Infinity).")
+
+
 def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
-    """The JSON body, refused cheaply when too large, of another type, malformed or too deep."""
-    declared = req.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    """The JSON body, refused cheaply when too large, of another type, malformed or too deep, or when it
+    holds NaN, Infinity or a number beyond what JSON readers keep: Python's reader takes those, but
+    echoed back they are invalid JSON, and sent to Azure, a number it does not read as the caller meant."""
+    declared = req.headers.get("content-length") or ""
+    # ASCII digits only ("1²" passes isdigit() and fails int()); any other value is left to the length
+    # of the body itself, checked next.
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > max_bytes):
         raise BodyTooLarge(f"The body is larger than {max_bytes} bytes.")
     body = req.get_body() or b""
     if len(body) > max_bytes:
@@ -160,7 +200,9 @@ def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(f"Send the body as application/json, not {content_type[:80]}.")
     try:
-        return json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"), parse_int=_integer, parse_float=_float, parse_constant=_constant)
+    except _OutOfBounds as exc:
+        raise MalformedBody(str(exc)) from None
     except UnicodeDecodeError:
         raise MalformedBody("The body is not UTF-8 text.") from None
     except RecursionError:

@@ -1,7 +1,9 @@
 """Request bodies of the HTTP API, validated field by field.
 
 Validation errors name the field and what to fix; names that end up in Azure URLs are checked
-against Azure's naming rules here, before anything is recorded or sent.
+against Azure's naming rules here, before anything is recorded or sent. No name or key a caller
+gives (parameter names, the batch name, its class name, ``conf`` and ``tags`` keys) may hold a
+control, format or separator character: they reach Azure, the logs and on-call's screens.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.config import names
 from shared.errors import ValidationFailed
 from shared.kinds.pipelines import StartOptions
+from shared.text import codepoint, invisible
 
 MAX_PARAMETERS = 50  # ADF's limit of parameters per pipeline
 MAX_NESTING = 16
@@ -122,6 +125,13 @@ class SparkBatchRequest(_Body):
             raise ValueError("the batch name must be printable text")
         return value
 
+    @field_validator("className")
+    @classmethod
+    def _class_name(cls, value: str | None) -> str | None:
+        if value is not None and (char := invisible(value)) is not None:
+            raise ValueError(f"the class name must not contain control or invisible characters ({codepoint(char)})")
+        return value
+
     @field_validator("args", "jars", "pyFiles", "files", "archives")
     @classmethod
     def _items(cls, value: list[str] | None) -> list[str] | None:
@@ -134,6 +144,11 @@ class SparkBatchRequest(_Body):
     def _maps(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         if value is not None and (len(value) > 200 or any(not k or len(k) > 256 for k in value)):
             raise ValueError("at most 200 entries, with keys of 1-256 characters")
+        for key in value or ():
+            if (char := invisible(key)) is not None:
+                raise ValueError(
+                    f"key {key[:40]!r} must not contain control or invisible characters ({codepoint(char)})"
+                )
         return value
 
     def livy_body(self) -> dict[str, Any]:

@@ -2,6 +2,11 @@
 
 Times are UTC, like the alert summaries. Colour carries meaning only (a failure is red, success
 green, what is waiting bold); without colour the words say the same.
+
+Names, messages, log lines and URLs come from callers, Azure and the queue: each reaches rich as
+``Text`` (never markup, which would read ``[link=…]`` in a batch name as a hyperlink) with its control
+characters written as escapes (``shared/text.py``), so nothing in it can move the cursor, clear the
+screen or reverse what a line says. ``Output`` strips whatever might still slip through.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -26,6 +32,7 @@ from shared.cli.inbox import Entry, Waiting
 from shared.config.targets import TargetEntry
 from shared.kinds.registry import kinds_of
 from shared.runs.model import Run
+from shared.text import visible
 
 STATUS_STYLES = {
     "Succeeded": "green",
@@ -55,6 +62,11 @@ _VERBS = {
 }
 
 
+def plain(value: str, style: str = "") -> Text:
+    """Text from outside (a name, a message, a log line) as it is, with its control characters shown."""
+    return Text(visible(value, keep="\n\t"), style=style)
+
+
 def when(value: str | datetime | None) -> str:
     if value is None:
         return "-"
@@ -63,11 +75,11 @@ def when(value: str | datetime | None) -> str:
     try:
         return f"{datetime.fromisoformat(value.replace('Z', '+00:00')):%Y-%m-%d %H:%M:%S}"
     except ValueError:
-        return value
+        return visible(value)
 
 
 def status(value: str | None) -> Text:
-    return Text(value or "-", style=STATUS_STYLES.get(value or "", ""))
+    return plain(value or "-", style=STATUS_STYLES.get(value or "", ""))
 
 
 def short_summary(alert: Alert) -> str:
@@ -80,7 +92,7 @@ def short_summary(alert: Alert) -> str:
 
 def _one_line(text: str) -> Text:
     """A cell cut with an ellipsis at the column's width, never wrapped."""
-    return Text(" ".join(text.split()), no_wrap=True, overflow="ellipsis")
+    return Text(visible(" ".join(text.split())), no_wrap=True, overflow="ellipsis")
 
 
 def alerts_table(entries: Sequence[Entry], *, show_state: bool) -> Table:
@@ -97,11 +109,11 @@ def alerts_table(entries: Sequence[Entry], *, show_state: bool) -> Table:
         alert = entry.alert
         row: list[RenderableType] = [
             when(alert.end or alert.raisedAt),
-            alert.target,
-            alert.pipeline,
+            plain(alert.target),
+            plain(alert.pipeline),
             status(alert.status),
             _one_line(short_summary(alert)),
-            Text(entry.alert_id, style="bold"),
+            plain(entry.alert_id, style="bold"),
         ]
         if show_state:
             row.append(Text(entry.state, style=STATE_STYLES.get(entry.state, "")))
@@ -115,19 +127,23 @@ def alert_line(entry: Entry) -> Text:
     return Text.assemble(
         (when(alert.end or alert.raisedAt), "dim"),
         "  ",
-        (f"{alert.target}/{alert.pipeline}", "bold"),
+        plain(f"{alert.target}/{alert.pipeline}", "bold"),
         "  ",
         status(alert.status),
         "  ",
-        short_summary(alert),
+        _one_line(short_summary(alert)),
         "  ",
-        (entry.alert_id, "bold"),
+        plain(entry.alert_id, "bold"),
     )
 
 
 def _link(name: str, url: str) -> Text:
-    """Whole, on one line, and clickable where the terminal can: a cut or wrapped URL is useless."""
-    return Text.assemble((f"{name}: ", "bold"), (url, f"link {url}"), no_wrap=True, overflow="ignore")
+    """Whole, on one line, and clickable where the terminal can: a cut or wrapped URL is useless.
+
+    The link is a ``Style`` rather than parsed from ``"link {url}"``, which a space in a URL from the
+    queue would break; its control characters are shown, and the terminal is never handed them."""
+    shown = visible(url)
+    return Text.assemble((f"{name}: ", "bold"), (shown, Style(link=shown)), no_wrap=True, overflow="ignore")
 
 
 def _grid(rows: Iterable[tuple[str, RenderableType]]) -> Table:
@@ -143,9 +159,9 @@ def _state_line(entry: Entry) -> Text:
     record = entry.record
     text = Text(entry.state, style=STATE_STYLES.get(entry.state, ""))
     if record is not None and record.forwarded_at is not None:
-        text.append(f"; forwarded to {record.forwarded_to} at {when(record.forwarded_at)}")
+        text.append(visible(f"; forwarded to {record.forwarded_to} at {when(record.forwarded_at)}"))
     if record is not None and record.acknowledged_at is not None:
-        text.append(f"; acknowledged by {record.acknowledged_by} at {when(record.acknowledged_at)}")
+        text.append(visible(f"; acknowledged by {record.acknowledged_by} at {when(record.acknowledged_at)}"))
     if entry.state == Waiting.UNDELIVERED:
         text.append(" (the webhook kept refusing it; it waits on the poison queue)")
     return text
@@ -155,22 +171,22 @@ def alert_detail(entry: Entry, pipeline_runs: Sequence[Run]) -> RenderableType:
     """Everything in the alert, plus how the pipeline's runs went around it (from the registry)."""
     alert = entry.alert
     parts: list[RenderableType] = [
-        Text(title(alert), style="bold red"),
-        Text(alert.summary),
+        plain(title(alert), style="bold red"),
+        plain(alert.summary),
         Text(),
-        _grid([*((name, Text(value)) for name, value in facts(alert)), ("State", _state_line(entry))]),
+        _grid([*((name, plain(value)) for name, value in facts(alert)), ("State", _state_line(entry))]),
     ]
     for heading, text in details(alert):
-        parts.append(Panel(Text(text), title=heading, title_align="left", border_style="red", box=box.ROUNDED))
+        parts.append(Panel(plain(text), title=plain(heading), title_align="left", border_style="red", box=box.ROUNDED))
     tail = log_tail(alert)
     if tail:
-        parts.append(Panel(Text(tail), title="Driver log (last lines)", title_align="left", border_style="dim"))
+        parts.append(Panel(plain(tail), title="Driver log (last lines)", title_align="left", border_style="dim"))
     for name, url in links(alert):
         parts.append(_link(name, url))
     runs = pipeline_runs or []
     if runs:
         parts.append(Text())
-        parts.append(Text(f"Runs of {alert.target}/{alert.pipeline}, newest first:", style="bold"))
+        parts.append(plain(f"Runs of {alert.target}/{alert.pipeline}, newest first:", style="bold"))
         parts.append(runs_table(runs, highlight=alert.runId))
     elif alert.previousRuns:
         parts.append(Text("Previous runs (when the alert was raised):", style="bold"))
@@ -178,7 +194,7 @@ def alert_detail(entry: Entry, pipeline_runs: Sequence[Run]) -> RenderableType:
         for column in ("Created (UTC)", "Run id", "Status"):
             table.add_column(column, no_wrap=True)
         for previous in alert.previousRuns:
-            table.add_row(when(previous.createdAt), previous.id, status(previous.status))
+            table.add_row(when(previous.createdAt), plain(previous.id), status(previous.status))
         parts.append(table)
     return Group(*parts)
 
@@ -195,9 +211,9 @@ def runs_table(runs: Sequence[Run], *, highlight: str | None = None) -> Table:
     for run in runs:
         table.add_row(
             when(run.created_at),
-            Text(run.id, style="bold" if run.id == highlight else ""),
-            run.target,
-            run.pipeline,
+            plain(run.id, style="bold" if run.id == highlight else ""),
+            plain(run.target),
+            plain(run.pipeline),
             status(run.status),
             duration_text(run.duration_ms) if run.duration_ms is not None else "-",
             _one_line(run.message),
@@ -212,14 +228,14 @@ def run_detail(
     """One run as the API shows it, with its rerun chain, its alerts and its pipeline's recent runs."""
     state = status(view.status)
     if view.upstreamStatus and view.upstreamStatus != view.status:
-        state.append(f" (Azure: {view.upstreamStatus})")
+        state.append(visible(f" (Azure: {view.upstreamStatus})"))
     pipeline = view.pipeline
     if view.sparkPool:
         pipeline += f" on Spark pool {view.sparkPool}"
     rows: list[tuple[str, RenderableType]] = [
-        ("Run", Text(view.id, style="bold")),
-        ("Target", f"{view.target} ({view.kind})"),
-        ("Pipeline", pipeline),
+        ("Run", plain(view.id, style="bold")),
+        ("Target", plain(f"{view.target} ({view.kind})")),
+        ("Pipeline", plain(pipeline)),
         ("Status", state),
         ("Created", when(view.createdAt)),
         ("Ran", f"{when(view.runStart)} → {when(view.runEnd)}"),
@@ -235,7 +251,7 @@ def run_detail(
         ("Cancel asked", when(view.cancelRequestedAt) if view.cancelRequestedAt else None),
         ("Correlation", view.correlationId),
     ]
-    rows.extend((name, Text(str(value))) for name, value in optional if value)
+    rows.extend((name, plain(str(value))) for name, value in optional if value)
     parts: list[RenderableType] = [_grid(rows)]
     parts.extend(_link(f"Link {name}", url) for name, url in view.links.items())
     if len(chain) > 1:
@@ -244,15 +260,15 @@ def run_detail(
         parts.append(runs_table(chain, highlight=view.id))
     for record in alerts:
         parts.append(Text())
-        line = Text.assemble(("Alert ", "bold"), (record.alert_id, "bold"))
+        line = Text.assemble(("Alert ", "bold"), plain(record.alert_id, "bold"))
         if record.forwarded_at:
-            line.append(f"  forwarded to {record.forwarded_to} at {when(record.forwarded_at)}")
+            line.append(visible(f"  forwarded to {record.forwarded_to} at {when(record.forwarded_at)}"))
         if record.acknowledged_at:
-            line.append(f"  acknowledged by {record.acknowledged_by} at {when(record.acknowledged_at)}")
+            line.append(visible(f"  acknowledged by {record.acknowledged_by} at {when(record.acknowledged_at)}"))
         parts.append(line)
     if pipeline_runs:
         parts.append(Text())
-        parts.append(Text(f"Recent runs of {view.target}/{view.pipeline}:", style="bold"))
+        parts.append(plain(f"Recent runs of {view.target}/{view.pipeline}:", style="bold"))
         parts.append(runs_table(pipeline_runs, highlight=view.id))
     return Group(*parts)
 
@@ -266,11 +282,11 @@ def targets_table(targets: Sequence[TargetEntry], diagnostics: Mapping[str, Mapp
     for target in targets:
         rules = {kind.rules_field: kind.rules(target) for kind in kinds_of(target)}
         row: list[RenderableType] = [
-            Text(target.name, style="bold"),
-            target.kind,
-            target.location,
-            ", ".join(rule.match for rule in rules.get("pipelines", ())),
-            ", ".join(rule.match for rule in rules.get("sparkPools", ())) or "-",
+            plain(target.name, style="bold"),
+            plain(target.kind),
+            plain(target.location),
+            plain(", ".join(rule.match for rule in rules.get("pipelines", ()))),
+            plain(", ".join(rule.match for rule in rules.get("sparkPools", ())) or "-"),
         ]
         if diagnostics is not None:
             report = diagnostics.get(target.name) or {}
@@ -288,8 +304,10 @@ def failed_checks(diagnostics: Mapping[str, Mapping[str, Any]]) -> RenderableTyp
             if not check.get("ok"):
                 lines.append(
                     Text.assemble(
-                        (f"{name}: ", "bold"), (f"{check.get('name')} ", "bold red"), f"({check.get('call')}) "
+                        plain(f"{name}: ", "bold"),
+                        plain(f"{check.get('name')} ", "bold red"),
+                        plain(f"({check.get('call')}) "),
                     )
                 )
-                lines.append(Text(f"  {check.get('detail')}"))
+                lines.append(plain(f"  {check.get('detail')}"))
     return Group(*lines)

@@ -1,13 +1,18 @@
 """Azure's naming rules for every name that ends up in an upstream URL path.
 
 Checking names against the rules of the official specs (rather than escaping them) refuses path
-and host injection outright and tells the caller what a valid name looks like.
+and host injection outright and tells the caller what a valid name looks like. Every rule also
+refuses control, format and separator characters (Unicode Cc, Cf, Zl, Zp) anywhere in a name: a
+bidi override, a NEL or a line separator past the first character passes a spec's character class
+but makes the name read differently in every log, alert and terminal that shows it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from shared.text import codepoint, invisible
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,8 @@ class NameRule:
             return f"{self.what} must not be empty."
         if len(value) > self.max_length:
             return f"{self.what} is longer than {self.max_length} characters."
+        if (char := invisible(value)) is not None:
+            return f"{self.what} must not contain control or invisible characters ({codepoint(char)} found)."
         if not self.pattern.fullmatch(value):
             return f"{self.what} {value!r} is invalid: {self.hint}"
         return None

@@ -4,12 +4,16 @@ A log record factory rather than handler filters, because handlers come and go (
 the OpenTelemetry handler Application Insights adds later, a test's) and a filter on the root logger
 never sees records of child loggers: a record made anywhere, by any module including the Azure SDKs and
 msal, is scrubbed before any handler sees it.
+
+Patterns catch secrets by their shape; a secret without one (a Teams or Slack webhook URL's path, which
+*is* its key) is registered by whoever holds it and redacted verbatim wherever it appears.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import traceback
 from typing import Any
 
@@ -25,7 +29,28 @@ _SECRETS = re.compile(
 )
 
 
+# Registered secrets, longest first so a value containing another is redacted whole. Replaced as a
+# tuple on each registration, so redaction reads it without a lock.
+_known: tuple[str, ...] = ()
+_known_lock = threading.Lock()
+# Shorter values are not registered: they would blank ordinary words in every line and guard nothing.
+MIN_SECRET_LENGTH = 8
+
+
+def register_secret(value: str) -> None:
+    """Redacts ``value`` from every log record made from now on, in this process."""
+    global _known
+    if len(value) < MIN_SECRET_LENGTH:
+        return
+    with _known_lock:
+        if value not in _known:
+            _known = tuple(sorted({*_known, value}, key=len, reverse=True))
+
+
 def redact(text: str) -> str:
+    for secret in _known:
+        if secret in text:
+            text = text.replace(secret, "***")
     return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "") + "***", text)
 
 

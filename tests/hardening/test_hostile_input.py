@@ -25,6 +25,7 @@ from shared.api.http import read_json
 from shared.config import names
 from shared.context import AppContext
 from shared.errors import RequestError, ValidationFailed
+from shared.text import invisible
 from tests.hardening.conftest import PROBLEM, problem
 
 REQUEST_MODELS = [
@@ -33,7 +34,10 @@ REQUEST_MODELS = [
     if isinstance(model, type) and issubclass(model, BaseModel) and model.__name__.endswith("Request")
 ]
 NAME_RULES = [rule for rule in vars(names).values() if isinstance(rule, names.NameRule)]
-HOSTILE = st.text(alphabet=st.sampled_from([*"/\\?#%.:@&+*<>'\" \t\n\r\x00\x7f", *"aZ09_-", "é", "\u202e"]))
+# Invisible characters: C0 and C1 controls (ESC, NEL), bidi overrides and isolates, zero-width ones, the BOM,
+# the line and paragraph separators.
+INVISIBLE = ["\x1b", "\x85", "\u202e", "\u2066", "\u200b", "\ufeff", "\u2028", "\u2029", "\u061c"]
+HOSTILE = st.text(alphabet=st.sampled_from([*"/\\?#%.:@&+*<>'\" \t\n\r\x00\x7f", *"aZ09_-", "é", *INVISIBLE]))
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -65,6 +69,19 @@ def test_any_body_is_accepted_or_refused_field_by_field(model: type[BaseModel], 
         return
     again = models.parse_body(model, json.loads(json.dumps(parsed.model_dump(exclude_none=True))))
     assert again == parsed
+    assert [name for name in _names_and_keys(parsed) if invisible(name)] == []
+
+
+def _names_and_keys(body: BaseModel) -> list[str]:
+    """What a body names: the batch and class name, parameter names, conf and tags keys, the activity."""
+    found = [
+        value
+        for name in ("name", "className", "startActivityName")
+        if isinstance(value := getattr(body, name, None), str)
+    ]
+    for name in ("parameters", "conf", "tags"):
+        found.extend(getattr(body, name, None) or {})
+    return found
 
 
 @pytest.mark.parametrize("rule", NAME_RULES, ids=lambda r: r.what)
@@ -81,6 +98,22 @@ def test_a_valid_name_is_exactly_one_path_segment_of_azures_host(rule: names.Nam
     segments = parts.path.split("/")
     assert len(segments) == 6 and segments[-1] == "createRun"
     assert unquote(segments[4]) == value and value not in (".", "..")
+
+
+@pytest.mark.parametrize("rule", NAME_RULES, ids=lambda r: r.what)
+@settings(max_examples=200, deadline=None)
+@given(
+    prefix=st.text(alphabet="aZ09_", min_size=1, max_size=5), char=st.sampled_from(INVISIBLE), rest=HOSTILE | st.text()
+)
+def test_no_rule_accepts_an_invisible_character_anywhere(
+    rule: names.NameRule, prefix: str, char: str, rest: str
+) -> None:
+    """A spec's character class may allow them after the first character (ADF's pipeline names do):
+    the rule refuses them anyway, and says which one it found."""
+    refusal = rule.problem(prefix + char + rest)
+    assert refusal is not None
+    if len(prefix + char + rest) <= rule.max_length:
+        assert f"U+{ord(char):04X} found" in refusal
 
 
 def request(body: bytes) -> func.HttpRequest:
@@ -130,6 +163,10 @@ INJECTIONS = [
     "%252F",
     "x" * 300,
     "%E2%80%AEevil",
+    "daily%E2%80%AEload",  # a bidi override after the first character
+    "daily%C2%85load",  # NEL, a C1 control
+    "daily%E2%80%A8load",  # the line separator
+    "daily%E2%80%8Bload",  # a zero-width space
 ]
 
 
