@@ -34,6 +34,7 @@ logger = logging.getLogger("offline.localhost")
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's request size limit
 STOP_TIMEOUT = 10.0
 SHUTDOWN_POLL = 0.05  # seconds; how soon serve_forever notices stop()
+HOSTNAME_SETTING = "WEBSITE_HOSTNAME"
 
 
 def new_key() -> str:
@@ -48,6 +49,9 @@ class LocalHost:
     Timers run only with ``run_timers``; ``timer_interval_override`` makes every timer fire each N seconds
     instead of on its schedule. Queue triggers run only with a ``queue_client_factory(queue_name,
     connection)``. ``%SETTING%`` values resolve from ``environ`` (default: ``os.environ``) at start.
+
+    Like the Functions host (App Service, and Core Tools locally), it tells the app its own address in
+    ``WEBSITE_HOSTNAME`` while it runs: the one request host the app trusts for absolute links.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class LocalHost:
         self._environ = environ
         self._verbose = verbose
         self._server: LocalHttpServer | None = None
+        self._hostname_before: str | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -131,6 +136,8 @@ class LocalHost:
         runners = self._trigger_runners()
         server = LocalHttpServer(self._address, self._dispatcher, self._max_body_bytes, self._verbose)
         self._server = server
+        self._hostname_before = os.environ.get(HOSTNAME_SETTING)
+        os.environ[HOSTNAME_SETTING] = f"{self._address[0]}:{self.port}"
         self._stopping.clear()
         self._invoke.start()
         self._threads = [
@@ -148,6 +155,10 @@ class LocalHost:
         if server is None:
             return
         self._stopping.set()
+        if self._hostname_before is None:
+            os.environ.pop(HOSTNAME_SETTING, None)
+        else:
+            os.environ[HOSTNAME_SETTING] = self._hostname_before
         server.shutdown()
         server.close_connections()
         server.server_close()

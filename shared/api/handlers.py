@@ -1,8 +1,15 @@
-"""The HTTP API's handlers; ``shared.functions.http`` registers them with the Functions host."""
+"""The HTTP API's handlers; ``shared.functions.http`` registers them with the Functions host.
+
+Each caller is a tenant: its APIM product, or no product (the function key used directly). It sees
+the runs its tenant started and the targets whose rules name it; the catalog's ``operatorProducts``
+see everything. Anything else is not found, so no answer confirms that it exists.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from urllib.parse import urlencode
 
 import azure.functions as func
 
@@ -14,10 +21,10 @@ from shared.api.http import (
     read_json,
 )
 from shared.api.requests import CancelRequest, RerunRequest, parse_body, validate_name
-from shared.api.views import RunPage, RunView, chain_view, run_view, target_view
+from shared.api.views import RunPage, RunView, chain_view, run_view, target_view, visible
 from shared.config import names
 from shared.context import app_context
-from shared.errors import ConfigurationError, ValidationFailed
+from shared.errors import ConfigurationError, TargetNotFound, ValidationFailed
 from shared.kinds.registry import kind_for
 from shared.runs.model import Run, RunStatus
 from shared.runs.service import Caller, RunService
@@ -26,13 +33,16 @@ from shared.telemetry import tracing as telemetry
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE = 200
+_PAGE_SIZE = re.compile(r"[0-9]{1,3}")  # ASCII digits: str.isdigit() also takes "²", which int() refuses
 
 
 def _caller(req: func.HttpRequest) -> Caller:
+    product = req.headers.get(PRODUCT_HEADER) or None
     return Caller(
         subscription=req.headers.get(SUBSCRIPTION_HEADER) or None,
-        product=req.headers.get(PRODUCT_HEADER) or None,
+        product=product,
         correlation_id=telemetry.correlation_id() or "",
+        operator=app_context().catalog.is_operator(product),
     )
 
 
@@ -77,9 +87,9 @@ def _accepted(req: func.HttpRequest, run: Run, *, replayed: bool) -> func.HttpRe
 
 
 def get_run(req: func.HttpRequest) -> func.HttpResponse:
-    context = app_context()
-    run = context.registry.get(req.route_params.get("id", ""))
-    view = _run_view(req, run).model_copy(update={"chain": chain_view(RunService(context).chain(run))})
+    service, caller = RunService(app_context()), _caller(req)
+    run = service.get(req.route_params.get("id", ""), caller)
+    view = _run_view(req, run).model_copy(update={"chain": chain_view(service.chain(run, caller))})
     return json_response(view.json_view())
 
 
@@ -99,12 +109,18 @@ def rerun(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def get_target(req: func.HttpRequest) -> func.HttpResponse:
-    """The target as the caller may see it, and a live check of the identity's access to it."""
+    """The target as the caller may see it, and a check of the identity's access to it, at most a
+    minute old (``Age``). A target none of whose rules the caller's product may use is not found."""
     from shared.api.diagnostics import diagnose
 
     context = app_context()
-    target = context.catalog.get(validate_name(names.TARGET, req.route_params.get("target", ""), "target"))
-    return json_response(diagnose(context, target, req.headers.get(PRODUCT_HEADER) or None).json_view())
+    name = validate_name(names.TARGET, req.route_params.get("target", ""), "target")
+    target = context.catalog.get(name)
+    caller = _caller(req)
+    if not visible(target, caller.product, operator=caller.operator):
+        raise TargetNotFound(f"There is no target named {name!r}. GET /api/targets lists them.")
+    report, age = diagnose(context, target, caller.product, operator=caller.operator)
+    return json_response(report.json_view(), headers={"Age": str(int(age.total_seconds()))})
 
 
 LIST_FILTERS = ("target", "pipeline", "status", "since", "limit", "continuation")
@@ -124,10 +140,12 @@ def list_runs(req: func.HttpRequest) -> func.HttpResponse:
             f"Empty query parameter {empty[0]}=; give it a value or leave it out.",
             [{"field": name, "message": "empty; give a value or leave it out"} for name in empty],
         )
+    caller = _caller(req)
     target = req.params.get("target")
     if target:
         validate_name(names.TARGET, target, "target")
-        context.catalog.get(target)
+        if not visible(context.catalog.get(target), caller.product, operator=caller.operator):
+            raise TargetNotFound(f"There is no target named {target!r}. GET /api/targets lists them.")
     pipeline = req.params.get("pipeline")
     if pipeline:
         validate_name(names.PIPELINE, pipeline, "pipeline")
@@ -139,6 +157,7 @@ def list_runs(req: func.HttpRequest) -> func.HttpResponse:
     since = _since(req.params.get("since"))
     limit = _limit(req.params.get("limit"))
     runs, token = context.registry.list_runs(
+        tenant=caller.tenant,
         target=target,
         pipeline=pipeline,
         status=status,
@@ -146,14 +165,24 @@ def list_runs(req: func.HttpRequest) -> func.HttpResponse:
         limit=limit,
         continuation=req.params.get("continuation"),
     )
-    next_link = f"{base_url(req, context.settings.public_base_url)}/runs?continuation={token}" if token else None
+    next_link = None
+    if token:
+        # The same filters and page size, from the validated values: the next page is the same listing.
+        kept = {name: req.params[name] for name in LIST_FILTERS[:4] if req.params.get(name)}
+        query = urlencode({**kept, "limit": str(limit), "continuation": token})
+        next_link = f"{_base_url(req)}/runs?{query}"
     page = RunPage(value=[_run_view(req, run) for run in runs], continuation=token, nextLink=next_link)
     return json_response(page.json_view())
 
 
 def list_targets(req: func.HttpRequest) -> func.HttpResponse:
-    product = req.headers.get(PRODUCT_HEADER) or None
-    targets = [target_view(t, product).json_view() for t in app_context().catalog.targets]
+    """The targets the caller may use, each with only the pipelines and pools it may use."""
+    caller = _caller(req)
+    targets = [
+        target_view(t, caller.product, operator=caller.operator).json_view()
+        for t in app_context().catalog.targets
+        if visible(t, caller.product, operator=caller.operator)
+    ]
     return json_response({"value": targets})
 
 
@@ -168,8 +197,12 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 def _run_view(req: func.HttpRequest, run: Run) -> RunView:
     context = app_context()
-    settings = context.settings
-    return run_view(run, catalog=context.catalog, settings=settings, base_url=base_url(req, settings.public_base_url))
+    return run_view(run, catalog=context.catalog, settings=context.settings, base_url=_base_url(req))
+
+
+def _base_url(req: func.HttpRequest) -> str:
+    settings = app_context().settings
+    return base_url(req, settings.public_base_url, settings.own_host)
 
 
 def _since(raw: str | None) -> datetime | None:
@@ -190,7 +223,7 @@ def _since(raw: str | None) -> datetime | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not _PAGE_SIZE.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE:
         raise ValidationFailed(
             f"limit must be an integer from 1 to {MAX_PAGE}.", [{"field": "limit", "message": f"1-{MAX_PAGE}"}]
         )

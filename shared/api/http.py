@@ -213,10 +213,14 @@ def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
         ) from None
 
 
-def base_url(req: func.HttpRequest, configured: str | None) -> str:
-    """Where callers reach the API: the configured public URL (APIM), else this request's origin."""
+def base_url(req: func.HttpRequest, configured: str | None, own_host: str | None) -> str:
+    """Where callers reach the API, for ``Location`` and links: the configured public URL (APIM's); else
+    this request's origin when its host is the app's own (``own_host``, ``WEBSITE_HOSTNAME``); else the
+    path alone. The Host header is the caller's to write, so it is never trusted by itself."""
     if configured:
         return configured
     scheme, _, rest = req.url.partition("://")
-    host = rest.split("/", 1)[0]
-    return f"{scheme}://{host}/api"
+    host = rest.split("/", 1)[0].lower()
+    if own_host and (host == own_host or (":" not in own_host and host.rsplit(":", 1)[0] == own_host)):
+        return f"{scheme}://{host}/api"
+    return "/api"

@@ -86,7 +86,10 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         },
         "responses": {
             "202": _json(_RUN, "Run accepted.", {"Location": {"schema": {"type": "string"}}}),
-            "403": _problem("The catalog does not let your product start this pipeline."),
+            "403": _problem(
+                "The catalog does not let your product start this pipeline, or referencePipelineRunId is not "
+                "an upstream run the gateway started for your product on this pipeline."
+            ),
             "404": _problem("Unknown target, or the pipeline does not exist in Azure."),
             "409": _problem("Idempotency-Key reused with a different body, or still in progress."),
             "413": _problem("Body too large."),
@@ -128,7 +131,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {
             "202": _json(_RUN, "Cancel requested."),
             "403": _problem("The catalog does not let your product control this pipeline."),
-            "404": _problem("Unknown run."),
+            "404": _problem("Unknown run, or another product's."),
             "409": _problem("The run already ended (the detail says how), or is still being submitted."),
             "502": _problem("Azure refused the gateway or answered badly."),
         },
@@ -145,27 +148,33 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {
             "202": _json(_RUN, "Rerun accepted.", {"Location": {"schema": {"type": "string"}}}),
             "403": _problem("The catalog does not let your product start this pipeline."),
-            "404": _problem("Unknown run."),
+            "404": _problem("Unknown run, or another product's."),
             "409": _problem("The run is still in progress, was already rerun, or never started in Azure."),
             "502": _problem("Azure refused the gateway or answered badly."),
         },
     },
     "get_target": {
-        "summary": "A target and a live check of the gateway's access to it",
+        "summary": "A target and a check of the gateway's access to it",
+        "description": "The checks run at most once a minute per target; `checkedAt` and `Age` say how old they are.",
         "parameters": [_TARGET_PARAM],
         "responses": {
-            "200": _json({"$ref": "#/components/schemas/TargetDiagnostics"}, "The target and its checks."),
-            "404": _problem("Unknown target."),
+            "200": _json(
+                {"$ref": "#/components/schemas/TargetDiagnostics"},
+                "The target and its checks.",
+                {"Age": {"description": "Seconds since the checks ran.", "schema": {"type": "integer"}}},
+            ),
+            "404": _problem("Unknown target, or none of its pipelines and pools is for your product."),
         },
     },
     "get_run": {
         "summary": "Get a run",
         "parameters": [_ID_PARAM],
-        "responses": {"200": _json(_RUN, "The run."), "404": _problem("Unknown run.")},
+        "responses": {"200": _json(_RUN, "The run."), "404": _problem("Unknown run, or another product's.")},
     },
     "list_runs": {
         "summary": "List runs",
-        "description": "Newest first within each target; follow `continuation` for more.",
+        "description": "Your product's runs, newest first within each target; `nextLink` (the same filters) "
+        "or `continuation` for more. A page may hold fewer runs than `limit`, even none, and still continue.",
         "parameters": [
             {"name": "target", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 40}},
             {"name": "pipeline", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 260}},
@@ -176,7 +185,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         ],
         "responses": {
             "200": _json({"$ref": "#/components/schemas/RunPage"}, "A page of runs."),
-            "404": _problem("Unknown target."),
+            "404": _problem("Unknown target, or none of its pipelines and pools is for your product."),
         },
     },
     "list_targets": {

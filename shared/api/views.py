@@ -60,7 +60,9 @@ class RunView(View):
     rerunOf: str | None
     rerunBy: str | None
     correlationId: str | None
-    links: dict[str, str] = Field(description="`self` (when the public URL is known) and `studio`.")
+    links: dict[str, str] = Field(
+        description="`self` (absolute when the public URL or the app's own host is known, else a path) and `studio`."
+    )
     chain: list[ChainLink] | None = Field(
         default=None, description="The rerun chain through this run, oldest first (GET of one run only)."
     )
@@ -100,7 +102,7 @@ class TargetView(View):
 
 
 def run_view(run: Run, *, catalog: Catalog, settings: Settings, base_url: str | None) -> RunView:
-    """``base_url``: where callers reach the API; without it the view has no ``self`` link."""
+    """``base_url``: where callers reach the API (a URL, or a path); without it the view has no ``self`` link."""
     links: dict[str, str] = {"self": f"{base_url}/runs/{run.id}"} if base_url else {}
     try:
         target = catalog.get(run.target)
@@ -138,20 +140,27 @@ def chain_view(chain: list[Run]) -> list[ChainLink]:
     return [ChainLink(id=r.id, status=r.status, createdAt=iso_time(r.created_at)) for r in chain]
 
 
-def _rules(rules: tuple[AccessRule, ...], product: str | None) -> list[RuleView]:
+def _rules(rules: tuple[AccessRule, ...], product: str | None, operator: bool) -> list[RuleView]:
     return [
         RuleView(match=rule.match, maxDurationMinutes=rule.max_duration_minutes)
         for rule in rules
-        if rule.allows_product(product)
+        if operator or rule.allows_product(product)
     ]
 
 
-def target_view(target: TargetEntry, product: str | None) -> TargetView:
-    """What each kind working on the target lets ``product`` start, under the kind's list name."""
-    lists = {kind.rules_field: _rules(kind.rules(target), product) for kind in kinds_of(target)}
+def target_view(target: TargetEntry, product: str | None, *, operator: bool = False) -> TargetView:
+    """What each kind working on the target lets ``product`` start (an operator: all of it), under the
+    kind's list name."""
+    lists = {kind.rules_field: _rules(kind.rules(target), product, operator) for kind in kinds_of(target)}
     return TargetView.model_validate(
         {"name": target.name, "kind": target.kind, "pipelines": [], **target.described(), **lists}
     )
+
+
+def visible(target: TargetEntry, product: str | None, *, operator: bool = False) -> bool:
+    """Whether ``product`` may see the target at all: an operator may, others where a rule lets them
+    start something. To anyone else the target does not exist."""
+    return operator or any(rule.allows_product(product) for kind in kinds_of(target) for rule in kind.rules(target))
 
 
 class TargetDiagnostics(View):
@@ -160,10 +169,14 @@ class TargetDiagnostics(View):
     target: TargetView
     healthy: bool
     checks: list[Check]
+    checkedAt: Timestamp = Field(
+        description="When the checks ran: results are reused for a minute (the `Age` header says how old)."
+    )
 
     def json_view(self) -> dict[str, Any]:
         return {
             "target": self.target.json_view(),
             "healthy": self.healthy,
             "checks": [check.model_dump(mode="json", exclude_none=True) for check in self.checks],
+            "checkedAt": self.checkedAt,
         }

@@ -278,11 +278,9 @@ def recent_runs(
     since: datetime | None,
     limit: int,
 ) -> list[Run]:
-    """The newest runs first; across targets, each target's newest are merged.
-
-    The registry lists each target newest first with the runs in flight ahead, so per target the pages
-    are followed until ``limit`` finished runs are in hand.
-    """
+    """The newest runs first, of every product (on-call is an operator); across targets, each target's
+    newest are merged. The registry lists each target newest first, so per target the pages are
+    followed until ``limit`` runs are in hand."""
     context = session.context
     registry = context.registry
     names = [target] if target else [t.name for t in context.catalog.targets]
@@ -297,7 +295,7 @@ def recent_runs(
                 target=name, pipeline=pipeline, status=status, since=since, limit=limit, continuation=token
             )
             found.extend(page)
-            if token is None or sum(not registry.is_live(run) for run in found) >= limit:
+            if token is None or len(found) >= limit:
                 break
         return found
 
@@ -349,13 +347,15 @@ def run(run_id: str, as_json: bool) -> int:
     """One run: details, rerun chain, alerts, the pipeline's runs."""
     from shared.api.views import chain_view
     from shared.cli.render import run_detail
-    from shared.runs.service import RunService
+    from shared.runs.service import Caller, RunService
 
     state = _state()
     context = state.session.context
     with state.out.progress("Reading the run…"):
         found = context.registry.get(run_id)
-        chain = RunService(context).chain(found)
+        chain = RunService(context).chain(
+            found, Caller(subscription=None, product=None, correlation_id="", operator=True)
+        )
         records = context.alert_history.for_run(found.id)
         recent, _ = context.registry.list_runs(target=found.target, pipeline=found.pipeline, limit=8)
     view = _run_view(state.session, found).model_copy(update={"chain": chain_view(chain)})
@@ -381,10 +381,16 @@ def run(run_id: str, as_json: bool) -> int:
 
 
 def _caller(session: Session, run: Run) -> Any:
-    """The CLI acts for the run's own product (on-call may act on any run), named in the audit trail."""
+    """The CLI acts as an operator (on-call may act on any run) for the run's own product, named in the
+    audit trail."""
     from shared.runs.service import Caller
 
-    return Caller(subscription=f"cli:{session.operator()}", product=run.product, correlation_id=str(uuid.uuid4()))
+    return Caller(
+        subscription=f"cli:{session.operator()}",
+        product=run.product,
+        correlation_id=str(uuid.uuid4()),
+        operator=True,
+    )
 
 
 @cli.command()
@@ -471,14 +477,16 @@ def targets(check: bool, as_json: bool) -> int:
         from shared.api.diagnostics import diagnose
 
         with state.out.progress(f"Checking {len(catalog.targets)} target(s)…"), ThreadPoolExecutor(8) as pool:
-            found = list(pool.map(lambda target: diagnose(context, target).json_view(), catalog.targets))
+            found = list(
+                pool.map(lambda target: diagnose(context, target, operator=True)[0].json_view(), catalog.targets)
+            )
         reports = {target.name: report for target, report in zip(catalog.targets, found, strict=True)}
     if as_json:
         state.out.json(
             {
                 "value": list(reports.values())
                 if reports
-                else [target_view(t, None).json_view() for t in catalog.targets]
+                else [target_view(t, None, operator=True).json_view() for t in catalog.targets]
             }
         )
     else:

@@ -28,6 +28,9 @@ else:  # one discriminated union of the registered kinds' entry models
 class Catalog(CatalogModel):
     targets: tuple[AnyTarget, ...]
     alert_on_cancelled: bool = False
+    # APIM products that see and steer every product's runs and every target (the platform team's
+    # tools); every other product sees only the runs it started and the targets its rules name.
+    operator_products: tuple[str, ...] = ()
     # Caps per APIM product ("*": every product without its own entry, and callers without one).
     product_limits: dict[str, RateLimits] = {}
 
@@ -48,6 +51,10 @@ class Catalog(CatalogModel):
 
     def limits_for(self, product: str | None) -> RateLimits | None:
         return self.product_limits.get(product or "") or self.product_limits.get("*")
+
+    def is_operator(self, product: str | None) -> bool:
+        """Whether ``product`` is one of ``operatorProducts``; calls without a product never are."""
+        return product is not None and product in self.operator_products
 
     def alerts_on_cancel(self, target: TargetEntry) -> bool:
         if target.alert_on_cancelled is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 
 from shared.errors import ConfigurationError
@@ -57,7 +58,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "GATEWAY_PUBLIC_BASE_URL",
         None,
-        "Base URL callers use (the APIM gateway URL plus API path). Unset: taken from the request.",
+        "Base URL callers use (the APIM gateway URL plus API path), for Location and links. Unset: the "
+        "request's origin when its host is the app's own (WEBSITE_HOSTNAME), else a path without a host.",
+    ),
+    Setting(
+        "WEBSITE_HOSTNAME",
+        None,
+        "The app's own host name (host[:port]), set by App Service and by the local host, never by the Bicep: "
+        "a request's Host is trusted for links only when it is this one.",
     ),
     Setting(
         "GATEWAY_HTTP_AUTH_LEVEL",
@@ -101,6 +109,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("GATEWAY_POLL_QUEUE", "gateway-poll", "Queue of per-target poll work when fanning out."),
     Setting("GATEWAY_POLL_BUDGET_SECONDS", "240", "Time budget of one poller tick."),
+    Setting(
+        "GATEWAY_RETENTION_DAYS",
+        "400",
+        "Runs created longer ago than this many days are deleted by the poller, a bounded batch per tick "
+        "(runs still live are kept until they end).",
+    ),
     Setting(
         "GATEWAY_FORWARD_URL",
         None,
@@ -193,6 +207,11 @@ class Settings:
         return value.rstrip("/") if value else None
 
     @property
+    def own_host(self) -> str | None:
+        value = self.get("WEBSITE_HOSTNAME")
+        return value.lower() if value else None
+
+    @property
     def anonymous_http(self) -> bool:
         """True only when explicitly 'anonymous': a typo must not open the API."""
         return (self.get("GATEWAY_HTTP_AUTH_LEVEL") or "").lower() == "anonymous"
@@ -236,6 +255,10 @@ class Settings:
     @property
     def poll_budget_seconds(self) -> float:
         return self._float("GATEWAY_POLL_BUDGET_SECONDS")
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self._int("GATEWAY_RETENTION_DAYS"))
 
     @property
     def forwarding(self) -> bool:

@@ -33,6 +33,8 @@ def poll_runs(timer: func.TimerRequest) -> None:
         for target in context.catalog.targets:
             context.poll_queue.send({"target": target.name})
         _LOGGER.info("Queued poll work for %d targets", len(context.catalog.targets))
+        with telemetry.operation_span("sweep"):
+            Poller(context).sweep()  # retention is not per target: the timer does it
         return
     with telemetry.operation_span("poll_runs"):
         report = Poller(context).tick()

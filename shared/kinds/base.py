@@ -66,6 +66,8 @@ class Submission:
     options: dict[str, Any] = field(default_factory=dict)
     pool: str | None = None
     correlation_parameter: str | None = None  # the parameter that carries the run id to Azure
+    # The upstream run a start recovers (referencePipelineRunId): the service checks it is the caller's.
+    recovers: str | None = None
 
 
 @dataclass(frozen=True)

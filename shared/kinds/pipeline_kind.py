@@ -170,6 +170,7 @@ class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
             options=request.model_dump(exclude={"parameters"}, exclude_none=True),
             submit=lambda: _submitted(client, resource, parameters, options),
             correlation_parameter=correlation,
+            recovers=request.referencePipelineRunId,
         )
 
     def prepare_rerun(

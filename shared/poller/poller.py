@@ -7,6 +7,10 @@ targets and pages, not with runs; only a run the bulk answer lacks costs a singl
 Every write is ETag-conditional; a tick that overlaps another, or dies halfway, leaves records the
 next tick finishes. Alerts are at-least-once with a stable id: the alert is claimed on the record,
 sent, then flagged; a crash between send and flag resends the same alert id.
+
+Retention (``sweep``): each tick deletes a bounded batch of runs older than ``GATEWAY_RETENTION_DAYS``
+(past runs only: a run the poller still follows is never deleted) with the ownership rows that point
+at them, and a bounded batch of expired idempotency keys; the next tick goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from shared.context import AppContext
 from shared.errors import GatewayError
 from shared.kinds.base import Match, Observation, Observed, RunKind, Source
 from shared.kinds.registry import kind_named
+from shared.runs.idempotency import TTL
 from shared.runs.model import Run, RunStatus, utcnow
 from shared.telemetry import tracing as telemetry
 
@@ -49,6 +54,8 @@ MAX_CANDIDATES_NAMED = 5
 # than building and sending an alert takes (an activity query with its retries, one queue write).
 CLAIM_TTL = timedelta(minutes=3)
 WORKERS = 8
+# At most this many expired runs, and as many expired idempotency keys, are deleted per tick.
+RETENTION_BATCH = 100
 
 T = TypeVar("T")
 
@@ -66,10 +73,17 @@ class TargetReport:
 
 
 @dataclass
+class Swept:
+    runs: int = 0
+    keys: int = 0
+
+
+@dataclass
 class TickReport:
     targets: list[TargetReport] = field(default_factory=list)
     seconds: float = 0.0
     out_of_time: bool = False
+    swept: Swept = field(default_factory=Swept)
 
 
 class Poller:
@@ -100,8 +114,37 @@ class Poller:
                 _LOGGER.warning("Poll tick out of time before target %s; the next tick resumes", target.name)
                 break
             report.targets.append(self.poll_target(target.name, deadline=started + budget))
+        if not report.out_of_time:
+            report.swept = self.sweep()
         report.seconds = time.monotonic() - started
         return report
+
+    def sweep(self, limit: int = RETENTION_BATCH) -> Swept:
+        """Deletes up to ``limit`` runs created before the retention period, with the ownership rows
+        that point at them, and up to ``limit`` expired idempotency keys. Storage failing stops the
+        sweep for this tick (logged); the next tick goes on."""
+        now = self._now()
+        before = now - self._context.settings.retention
+        registry = self._context.registry
+        swept = Swept()
+        try:
+            for target in self._context.catalog.targets:
+                if swept.runs >= limit:
+                    break
+                expired = registry.expired(target.name, before, limit - swept.runs)
+                owned: dict[str, str] = {}
+                for run in expired:
+                    if run.upstream_run_id is not None:
+                        key = kind_named(run.kind).ownership_key(run, run.upstream_run_id)
+                        if registry.owner_of(run.target, key) == run.id:
+                            owned[run.id] = key
+                swept.runs += registry.delete(expired, owned)
+            swept.keys = self._context.idempotency.purge(now - TTL, limit)
+        except GatewayError as exc:
+            _LOGGER.warning("Retention sweep stopped for this tick: %s", exc.detail)
+        if swept.runs or swept.keys:
+            _LOGGER.info("Retention: deleted %d runs and %d idempotency keys", swept.runs, swept.keys)
+        return swept
 
     def poll_target(self, name: str, *, deadline: float | None = None) -> TargetReport:
         report = TargetReport(name)

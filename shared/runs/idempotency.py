@@ -2,11 +2,13 @@
 
 One entity per (caller, key) in partition ``_idempotency`` of the registry's table ("_" cannot start
 a target name), pointing at the run the first request started. Claiming is an insert, so of two racing
-requests exactly one wins; taking over an expired or abandoned key is ETag-conditional.
+requests exactly one wins; taking over an expired or abandoned key is ETag-conditional. The poller
+deletes expired keys (``purge``), each only if nobody took it over since it was read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -94,6 +96,42 @@ class IdempotencyKeys:
         with _guarded("release the idempotency key"):
             self._table.delete_entity(PARTITION, _row(caller, key))
 
+    def purge(self, before: datetime, limit: int) -> int:
+        """Deletes up to ``limit`` keys claimed before ``before`` (one read, then one transaction, or a
+        delete per key when one was taken over meanwhile); returns how many were deleted."""
+        from azure.core import MatchConditions
+
+        query = "PartitionKey eq @partition and CreatedAt lt @before"
+        with _guarded("read expired idempotency keys"):
+            pages = self._table.query_entities(
+                query, parameters={"partition": PARTITION, "before": before}, results_per_page=limit
+            ).by_page()
+            expired = list(next(pages, []))[:limit]
+        deletes = [
+            (
+                "delete",
+                {"PartitionKey": PARTITION, "RowKey": entity["RowKey"]},
+                {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified},
+            )
+            for entity in expired
+        ]
+        if not deletes:
+            return 0
+        try:
+            with _guarded("delete expired idempotency keys", moved_is_conflict=True):
+                self._table.submit_transaction(deletes)
+            return len(deletes)
+        except ConcurrentUpdate:
+            deleted = 0
+            for delete in deletes:
+                with (
+                    contextlib.suppress(ConcurrentUpdate),
+                    _guarded("delete an expired idempotency key", moved_is_conflict=True),
+                ):
+                    self._table.submit_transaction([delete])
+                    deleted += 1
+            return deleted
+
     def get(self, caller: str, key: str) -> IdempotencyRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -112,7 +150,7 @@ class IdempotencyKeys:
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
-        with _guarded("take over the idempotency key"):
+        with _guarded("take over the idempotency key", moved_is_conflict=True):  # purged meanwhile: a race
             self._table.update_entity(
                 _entity(caller, key, run_id, digest, now),
                 mode=UpdateMode.REPLACE,

@@ -45,6 +45,12 @@ def new_run_id(target: str, now: float | None = None) -> str:
     return f"{target}{_RUN_ID_SEPARATOR}{_ID_EPOCH_LIMIT_MS - millis:013d}{suffix}"
 
 
+def time_key(moment: datetime) -> str:
+    """The start of the keys of runs created at ``moment``: keys sort descending by time, so every run
+    created before ``moment`` has a greater key (retention reads the oldest runs by key range)."""
+    return f"{_ID_EPOCH_LIMIT_MS - int(moment.timestamp() * 1000):013d}"
+
+
 def target_of(run_id: str) -> str | None:
     """The target encoded in a run id, or None when the id cannot be one of ours."""
     target, sep, rest = run_id.partition(_RUN_ID_SEPARATOR)

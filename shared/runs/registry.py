@@ -4,10 +4,17 @@ Layout (one table):
 
 * partition ``{target}``: one entity per run. While the poller still has work on it (in flight, or
   an alert not yet sent) its row key is ``live-{id}``; afterwards the record moves to ``past-{id}``
-  in a single entity-group transaction, so the poller reads only live rows and a move is atomic.
-  Ids count time down, so each prefix lists newest first. Beside them, ``upstream-{kind key}`` rows
-  index which record owns each Azure run, written in the same transaction as the record that claims
-  it: an Azure run is never attributed to two records, live or past.
+  in a single entity-group transaction, so the poller reads only live rows and a move is atomic. A
+  row only ever moves from live to past. Ids count time down, so each prefix lists newest first.
+  Beside them, ``upstream-{kind key}`` rows index which record owns each Azure run, written in the
+  same transaction as the record that claims it: an Azure run is never attributed to two records,
+  live or past.
+* every run entity carries ``Tenant``, derived from the product that started it (``tenant``), so a
+  listing for one product is filtered by the table query itself and never reads another's runs.
+* listings page by the id part of the run, across both prefixes (``shared.runs.paging`` states the
+  rule): a run that ends between two pages is neither returned twice nor skipped.
+* retention: ``expired`` finds past runs older than a time and ``delete`` removes them with their
+  ownership rows; runs still live are never deleted.
 * partition ``_idempotency``: one entity per (caller, Idempotency-Key), see ``shared.runs.idempotency``.
 * partition ``_alerts``: the alert history (forwarded and acknowledged alerts), see ``shared.alerts.history``.
 
@@ -18,9 +25,9 @@ overwrite each other's work: the loser gets ``ConcurrentUpdate`` and re-reads.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import fields, replace
 from datetime import datetime
@@ -28,17 +35,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shared.azure.storage import AlreadyExists, ConcurrentUpdate, split_property, storage_errors
-from shared.errors import RunNotFound
-from shared.runs.model import Run, target_of
+from shared.config import names
+from shared.errors import RunNotFound, ValidationFailed
+from shared.runs.model import Run, target_of, time_key
+from shared.runs.paging import LIVE, PAST, Cursor, Entity, Position, Token, page
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 _guarded = partial(storage_errors, what="the run registry", role="Storage Table Data Contributor")
 
-LIVE = "live-"
-PAST = "past-"
 OWNER = "upstream-"  # sorts after every live- and past- row, so run listings never meet it
+DIRECT = "direct"  # the tenant of calls without an API product (the function key used directly)
 TRANSACTION_LIMIT = 100  # operations per entity-group transaction
 _JSON_FIELDS = ("parameters", "options")
 _DATETIME_FIELDS = {f.name for f in fields(Run) if "datetime" in str(f.type)}
@@ -87,7 +95,7 @@ class RunRegistry:
     def get(self, run_id: str) -> Run:
         target = target_of(run_id)
         if target is None:
-            raise RunNotFound(f"There is no run {run_id!r}.")
+            raise no_such_run(run_id)
         from azure.core.exceptions import ResourceNotFoundError
 
         for prefix in (LIVE, PAST):
@@ -97,7 +105,7 @@ class RunRegistry:
                 except ResourceNotFoundError:
                     continue
             return _from_entity(entity)
-        raise RunNotFound(f"There is no run {run_id!r}.")
+        raise no_such_run(run_id)
 
     def save(self, run: Run, *, keep_live: bool | None = None, owns: str | None = None) -> Run:
         """Writes ``run`` if nobody changed it since it was read; moves it to the past when done.
@@ -190,6 +198,7 @@ class RunRegistry:
     def list_runs(
         self,
         *,
+        tenant: str | None = None,
         target: str | None = None,
         pipeline: str | None = None,
         status: str | None = None,
@@ -198,35 +207,127 @@ class RunRegistry:
         continuation: str | None = None,
         finished_only: bool = False,
     ) -> tuple[list[Run], str | None]:
-        """One page of runs, newest first within each target (runs in flight first); the token
-        resumes after it."""
-        clauses = ["RowKey ge @low", "RowKey lt @high"]
-        params: dict[str, Any] = {"low": PAST if finished_only else LIVE, "high": _after(PAST)}
-        if target:
-            clauses.append("PartitionKey eq @target")
-            params["target"] = target
-        if pipeline:
-            clauses.append("Pipeline eq @pipeline")
-            params["pipeline"] = pipeline
-        if status:
-            clauses.append("Status eq @status")
-            params["status"] = status
-        if since:
-            clauses.append("CreatedAt ge @since")
-            params["since"] = since
-        token = _decode_token(continuation)
-        runs: list[Run] = []
-        next_token: dict[str, str] | None = None
+        """One page of runs, each target's newest first (live and past alike, targets by name), and the
+        token of the next page, None at the end (``shared.runs.paging`` states the rule).
+
+        ``tenant`` (see ``tenant``; None: every tenant's, for operators) is a clause of the query like
+        every filter, all of them parameterized; one call makes a bounded number of reads.
+        """
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        for name, column, value in (
+            ("tenant", "Tenant", tenant),
+            ("target", "PartitionKey", target),
+            ("pipeline", "Pipeline", pipeline),
+            ("status", "Status", status),
+            ("since", "CreatedAt", since),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {'ge' if name == 'since' else 'eq'} @{name}")
+                params[name] = value
+        cursor = _decode_cursor(continuation, target)
         with _guarded("list runs"):
-            pages = self._table.query_entities(
-                " and ".join(clauses), parameters=params, results_per_page=limit
-            ).by_page(continuation_token=token)  # type: ignore[arg-type]  # tables tokens are dicts
-            for page in pages:
-                runs.extend(_from_entity(entity) for entity in page)
-                next_token = pages.continuation_token  # type: ignore[attr-defined]
-                if runs or next_token is None:
-                    break
-        return runs, _encode_token(next_token)
+            rows, following = page(
+                partial(self._read, clauses, params, single_target=target is not None),
+                cursor,
+                limit,
+                finished_only=finished_only,
+            )
+        return [_from_entity(row) for row in rows], _encode_cursor(following)
+
+    def _read(
+        self,
+        clauses: list[str],
+        params: dict[str, Any],
+        prefix: str,
+        after: Position | None,
+        upto: Position | None,
+        token: Token | None,
+        top: int,
+        *,
+        single_target: bool,
+    ) -> tuple[list[Entity], Token | None]:
+        """One page of one stream (``paging.Read``): the filters, the prefix's rows, the positions.
+
+        Parameters stand alone between spaces: the SDK substitutes them word by word.
+        """
+        query = [*clauses, "RowKey ge @low", "RowKey lt @high"]
+        values = {**params, "low": prefix, "high": _after(prefix)}
+        for name, bound, other in (("after", after, "gt"), ("upto", upto, "lt")):
+            if bound is None:
+                continue
+            partition, key, itself = bound
+            # after the run itself: gt; after the point just before it: ge. Up to the run: le; before it: lt.
+            comparison = {("after", 1): "gt", ("after", 0): "ge", ("upto", 1): "le", ("upto", 0): "lt"}[name, itself]
+            values[f"{name}_row"] = prefix + key
+            if single_target:  # every position is in the target's partition
+                query.append(f"RowKey {comparison} @{name}_row")
+            else:
+                values[f"{name}_partition"] = partition
+                query.append(
+                    f"( PartitionKey {other} @{name}_partition or "
+                    f"( PartitionKey eq @{name}_partition and RowKey {comparison} @{name}_row ) )"
+                )
+        resume = {"PartitionKey": token[0], "RowKey": token[1]} if token else None
+        pages = self._table.query_entities(" and ".join(query), parameters=values, results_per_page=top).by_page(
+            continuation_token=resume  # type: ignore[arg-type]  # tables tokens are dicts
+        )
+        rows: list[Entity] = list(next(pages, []))
+        following = pages.continuation_token  # type: ignore[attr-defined]
+        return rows, (following.get("PartitionKey"), following.get("RowKey")) if following else None
+
+    def expired(self, target: str, before: datetime, limit: int) -> list[Run]:
+        """Up to ``limit`` of the target's past runs created before ``before`` (one read): ids count
+        time down, so they are the past rows after ``before``'s key; live rows are never among them."""
+        query = "PartitionKey eq @target and RowKey gt @low and RowKey lt @high and CreatedAt lt @before"
+        params = {"target": target, "low": PAST + time_key(before), "high": _after(PAST), "before": before}
+        with _guarded("read expired runs"):
+            pages = self._table.query_entities(query, parameters=params, results_per_page=limit).by_page()
+            return [_from_entity(entity) for entity in next(pages, [])]
+
+    def delete(self, runs: list[Run], owned: Mapping[str, str]) -> int:
+        """Deletes past runs of one target with the ownership rows that point at them (``owned``: run
+        id to ownership key), a transaction per 50 runs; a run changed since it was read stays, as
+        does a batch that fails, run by run. Returns how many runs were deleted."""
+        from azure.core import MatchConditions
+
+        def operations(run: Run) -> list[Any]:
+            if not run.row_key or not run.row_key.startswith(PAST) or run.etag is None:
+                raise ValueError("only past runs read from the registry are deleted")
+            condition = {"etag": run.etag, "match_condition": MatchConditions.IfNotModified}
+            found: list[Any] = [("delete", {"PartitionKey": run.target, "RowKey": run.row_key}, condition)]
+            if run.id in owned:
+                found.append(("delete", {"PartitionKey": run.target, "RowKey": OWNER + owned[run.id]}))
+            return found
+
+        deleted = 0
+        batch = TRANSACTION_LIMIT // 2
+        for first in range(0, len(runs), batch):
+            chunk = runs[first : first + batch]
+            try:
+                with _guarded("delete expired runs", moved_is_conflict=True):
+                    self._table.submit_transaction([op for run in chunk for op in operations(run)])
+                deleted += len(chunk)
+            except (ConcurrentUpdate, AlreadyExists):
+                for run in chunk:
+                    with (
+                        contextlib.suppress(ConcurrentUpdate, AlreadyExists),
+                        _guarded("delete an expired run", moved_is_conflict=True),
+                    ):
+                        self._table.submit_transaction(operations(run))
+                        deleted += 1
+        return deleted
+
+
+def tenant(product: str | None) -> str:
+    """The tenant of a run started by ``product``: each API product is one, and calls without a
+    product (the function key used directly) are one of their own."""
+    return f"product:{product}" if product else DIRECT
+
+
+def no_such_run(run_id: str) -> RunNotFound:
+    """The one answer for a run that does not exist and for a run the caller may not see."""
+    return RunNotFound(f"There is no run {run_id!r}.")
 
 
 def _save_operations(run: Run, keep_live: bool | None) -> tuple[list[Any], str]:
@@ -256,7 +357,11 @@ def _key(run_id: str) -> str:
 
 
 def _to_entity(run: Run, prefix: str) -> dict[str, Any]:
-    entity: dict[str, Any] = {"PartitionKey": run.target, "RowKey": prefix + _key(run.id)}
+    entity: dict[str, Any] = {
+        "PartitionKey": run.target,
+        "RowKey": prefix + _key(run.id),
+        "Tenant": tenant(run.product),
+    }
     for item in fields(Run):
         if item.name in _INTERNAL:
             continue
@@ -308,31 +413,72 @@ def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _encode_token(token: Mapping[str, str] | None) -> str | None:
-    if not token:
+_RUN_KEY = re.compile(r"[0-9a-z]{21}")
+_MAX_TOKEN_PART = 256
+
+
+def _encode_cursor(cursor: Cursor | None) -> str | None:
+    if cursor is None:
         return None
-    raw = json.dumps(dict(token), separators=(",", ":")).encode()
+    data: dict[str, Any] = {"a": list(cursor.after) if cursor.after else None}
+    if cursor.live:
+        data["l"] = list(cursor.live)
+    if cursor.past:
+        data["p"] = list(cursor.past)
+        data["u"] = list(cursor.past_upto) if cursor.past_upto else None
+    raw = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_token(token: str | None) -> dict[str, str] | None:
-    """Tokens come back from callers: anything not ours is refused, not passed to storage."""
+def _decode_cursor(token: str | None, target: str | None) -> Cursor | None:
+    """Tokens come back from callers: anything not ours (or of another target's listing) is refused.
+
+    A token names positions and Azure's resume points only; the query's own filters, the tenant
+    among them, still apply to whatever it names.
+    """
     if not token:
         return None
-    from shared.errors import ValidationFailed
-
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-    except (ValueError, binascii.Error):
-        data = None
-    if (
-        not isinstance(data, dict)
-        or set(data) - {"PartitionKey", "RowKey"}
-        or not all(isinstance(v, str) and len(v) < 200 for v in data.values())
-    ):
+        cursor = _cursor(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))))
+        if target is not None and any(at and at[0] != target for at in (cursor.after, cursor.past_upto)):
+            raise ValueError("a token of another target's listing")
+    except ValueError:  # binascii.Error and JSONDecodeError among them
         raise ValidationFailed(
             "The continuation token is not valid.",
-            [{"field": "continuation", "message": "use the token a previous page returned"}],
-        )
-    return data
+            [{"field": "continuation", "message": "use the token a previous page returned, with the same filters"}],
+        ) from None
+    return cursor
+
+
+def _cursor(data: Any) -> Cursor:
+    """The cursor a token's JSON describes; ValueError when it is not one the registry wrote."""
+    if not isinstance(data, dict) or set(data) - {"a", "l", "p", "u"}:
+        raise ValueError("not a cursor")
+    after, live, past = (_pair(data.get(name)) for name in ("a", "l", "p"))
+    upto = data.get("u")
+    if upto is not None:
+        if not (isinstance(upto, list) and len(upto) == 3 and upto[2] in (0, 1) and not isinstance(upto[2], bool)):
+            raise ValueError("not a bound")
+        upto = (*_run_position(_pair(upto[:2])), upto[2])
+    return Cursor(_run_position(after) if after else None, live, past, upto)
+
+
+def _run_position(pair: Token | None) -> tuple[str, str]:
+    partition, key = pair or (None, None)
+    if not partition or not key or names.TARGET.problem(partition) or not _RUN_KEY.fullmatch(key):
+        raise ValueError("not a run's position")
+    return partition, key
+
+
+def _pair(value: Any) -> Token | None:
+    """Two short printable ASCII strings (or nulls); None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError("not a pair")
+    for part in value:
+        if part is not None and not (
+            isinstance(part, str) and part.isascii() and part.isprintable() and len(part) <= _MAX_TOKEN_PART
+        ):
+            raise ValueError("not a short printable string")
+    return value[0], value[1]

@@ -4,13 +4,17 @@ the outcome. What differs between kinds of target is asked of the kind (``shared
 The order is what makes "nothing accepted is lost" hold: the run is recorded (``Submitting``) before
 the create call, so a crash or a lost answer leaves a record the poller reconciles; an
 ``Idempotency-Key`` claimed before recording makes a retried or racing request return the same run.
+
+A run belongs to the API product that started it. Reading, cancelling and rerunning it is for that
+product alone (or an operator, see ``Caller``); anyone else is told it does not exist, before anything
+about its state is said, so no answer confirms another product's run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,6 +26,7 @@ from shared.context import AppContext
 from shared.errors import (
     GatewayError,
     IdentityUnavailable,
+    NotAllowed,
     OutcomeUnknown,
     RunAlreadyFinished,
     RunAlreadyRerun,
@@ -37,6 +42,7 @@ from shared.kinds.registry import kind_named
 from shared.runs.idempotency import TTL, fingerprint
 from shared.runs.limits import Admission, Cap
 from shared.runs.model import Run, RunStatus, new_run_id, utcnow
+from shared.runs.registry import no_such_run, tenant
 from shared.telemetry import tracing as telemetry
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,15 +50,29 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking, as APIM tells us: subscription and product; ``direct`` without APIM."""
+    """Who is asking, as APIM tells us: subscription and product; ``direct`` without APIM.
+
+    The product is the tenant: a caller sees and steers the runs its product started, and calls
+    without a product (the function key used directly) those started without one. An ``operator``
+    (a product the catalog names in ``operatorProducts``, or the on-call CLI) sees and steers every run.
+    """
 
     subscription: str | None
     product: str | None
     correlation_id: str
+    operator: bool = False
 
     @property
     def key(self) -> str:
         return self.subscription or "direct"
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant whose runs a listing holds; None: every tenant's."""
+        return None if self.operator else tenant(self.product)
+
+    def sees(self, run: Run) -> bool:
+        return self.operator or run.product == self.product
 
 
 @dataclass(frozen=True)
@@ -80,13 +100,25 @@ class RunService:
         run_id = new_run_id(target.name)
         submission = kind.prepare(self._context, target, resource, request, run_id=run_id, rule=rule)
         run = _new_run(run_id, kind, target, submission, caller, rule)
+        if submission.recovers is not None:
+            self._check_recovery(kind, run, submission.recovers)
         digest = fingerprint(kind.fingerprint(target, resource, request))
         caps = self._caps(kind, target, rule, caller)
         return self._start(run, digest, caller, idempotency_key, submission, caps)
 
+    def get(self, run_id: str, caller: Caller) -> Run:
+        """The run, when the caller may see it; another product's run is not found, like a missing one."""
+        run = self._context.registry.get(run_id)
+        if not caller.sees(run):
+            raise no_such_run(run_id)
+        return run
+
     def cancel(self, run_id: str, *, recursive: bool, caller: Caller) -> Run:
         """Asks Azure to cancel; the poller sees the run through to Cancelled. Twice is harmless."""
-        run = self._context.registry.get(run_id)
+        run = self.get(run_id, caller)
+        target = self._context.catalog.get(run.target)
+        kind = kind_named(run.kind)
+        self._authorize(kind, target, run, caller)
         if run.terminal:
             raise RunAlreadyFinished(f"Run {run.id} already ended: {_ending(run)}. There is nothing to cancel.")
         if run.status == RunStatus.CANCELING:
@@ -96,9 +128,6 @@ class RunService:
                 f"Run {run.id} is still being submitted to Azure; retry the cancel in a minute, once it has an "
                 "upstream run id."
             )
-        target = self._context.catalog.get(run.target)
-        kind = kind_named(run.kind)
-        self._authorize(kind, target, run, caller)
         try:
             kind.cancel(self._context, target, run, recursive=recursive)
         except UpstreamRejected as exc:
@@ -117,8 +146,12 @@ class RunService:
         )
 
     def rerun(self, run_id: str, request: RerunRequest, caller: Caller, idempotency_key: str | None) -> StartResult:
-        """Starts a new run linked to an ended one, recovering from where its kind can."""
-        old = self._context.registry.get(run_id)
+        """Starts a new run linked to an ended one, recovering from where its kind can. The new run
+        belongs to the old one's product, whoever asks (an operator steers, it does not take over)."""
+        old = self.get(run_id, caller)
+        target = self._context.catalog.get(old.target)
+        kind = kind_named(old.kind)
+        rule = self._authorize(kind, target, old, caller)
         if not old.terminal:
             raise RunStillRunning(f"Run {old.id} is still {old.status}; cancel it or wait for it to end first.")
         if old.rerun_by:
@@ -128,21 +161,20 @@ class RunService:
             raise RunAlreadyRerun(f"Run {old.id} was already rerun as {old.rerun_by}; rerun that one instead.")
         if old.upstream_run_id is None:
             raise RunNotStarted(f"Run {old.id} never started in Azure ({old.status}); start the pipeline anew.")
-        target = self._context.catalog.get(old.target)
-        kind = kind_named(old.kind)
-        rule = self._authorize(kind, target, old, caller)
         run_id = new_run_id(target.name)
         submission = kind.prepare_rerun(self._context, target, old, request, run_id=run_id)
-        run = _new_run(run_id, kind, target, submission, caller, rule, rerun_of=old.id)
+        for_owner = replace(caller, product=old.product)  # the same caller, on behalf of the run's product
+        run = _new_run(run_id, kind, target, submission, for_owner, rule, rerun_of=old.id)
         digest = fingerprint({"rerunOf": old.id, **request.model_dump(exclude_none=True)})
-        caps = self._caps(kind, target, rule, caller)
+        caps = self._caps(kind, target, rule, for_owner)
         result = self._start(run, digest, caller, idempotency_key, submission, caps)
         if not result.replayed:
             self._link(old.id, result.run.id)
         return result
 
-    def chain(self, run: Run, limit: int = 20) -> list[Run]:
-        """The rerun chain through ``run``, oldest first (a few point reads; chains are short)."""
+    def chain(self, run: Run, caller: Caller, limit: int = 20) -> list[Run]:
+        """The rerun chain through ``run`` as far as the caller may see it, oldest first (a few point
+        reads; chains are short)."""
         registry = self._context.registry
         before: list[Run] = []
         current = run
@@ -150,6 +182,8 @@ class RunService:
             try:
                 current = registry.get(current.rerun_of)
             except RunNotFound:
+                break
+            if not caller.sees(current):
                 break
             before.insert(0, current)
         after: list[Run] = []
@@ -159,12 +193,35 @@ class RunService:
                 current = registry.get(current.rerun_by)
             except RunNotFound:
                 break
+            if not caller.sees(current):
+                break
             after.append(current)
         return [*before, run, *after]
 
     def _authorize(self, kind: RunKind[Any, Any], target: TargetEntry, run: Run, caller: Caller) -> AccessRule:
-        """Whoever may start a run's pipeline (or pool) may cancel and rerun it; others may not."""
-        return kind.rule(target, kind.resource(run), caller.product)
+        """The run's product may cancel and rerun it while the catalog lets it start the pipeline (or
+        pool); an operator may as long as the catalog has the pipeline at all."""
+        resource = kind.resource(run)
+        if caller.operator:
+            for rule in kind.rules(target):
+                if rule.matches(resource):
+                    return rule
+        return kind.rule(target, resource, caller.product)
+
+    def _check_recovery(self, kind: RunKind[Any, Any], run: Run, upstream_run_id: str) -> None:
+        """A start that recovers an upstream run joins that run's group and takes its parameters, so it
+        must name one the gateway recorded for the same target, pipeline and product."""
+        registry = self._context.registry
+        owner_id = registry.owner_of(run.target, kind.ownership_key(run, upstream_run_id))
+        try:
+            owner = registry.get(owner_id) if owner_id is not None else None
+        except RunNotFound:
+            owner = None
+        if owner is None or owner.product != run.product or owner.pipeline.casefold() != run.pipeline.casefold():
+            raise NotAllowed(
+                f"referencePipelineRunId {upstream_run_id!r} is not a run the gateway started for your API product "
+                f"on {run.target}/{run.pipeline}; recover your own runs, or rerun them (POST /api/runs/{{id}}/rerun)."
+            )
 
     def _replayed(self, caller: Caller, key: str | None, run_id: str) -> StartResult | None:
         """The run this caller's key already started, when a retry comes after the first request ended."""

@@ -244,7 +244,11 @@ def test_a_product_that_may_not_start_a_pipeline_may_not_cancel_or_rerun_it(
     app = install_context(stack, names, pipelines=[{"match": "*", "products": ["erp"]}])
     erp = {"x-apim-product-id": "erp"}
     run = body_of(start(adf, "long_running", {}, erp))
-    problem(post("cancel_run", run["id"], headers={"x-apim-product-id": "marketing"}), 403, "not-allowed")
+    # Another product's run is not even found (tests/integration/test_product_isolation.py).
+    problem(post("cancel_run", run["id"], headers={"x-apim-product-id": "marketing"}), 404, "run-not-found")
+    install_context(stack, names, pipelines=[{"match": "*", "products": ["finance"]}])  # erp's access revoked
+    problem(post("cancel_run", run["id"], headers=erp), 403, "not-allowed")
+    app = install_context(stack, names, pipelines=[{"match": "*", "products": ["erp"]}])
     assert post("cancel_run", run["id"], headers=erp).status_code == 202
     assert app.registry.get(run["id"]).cancel_requested_by == "direct"
 
