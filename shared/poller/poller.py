@@ -190,7 +190,7 @@ class Poller:
         current: list[Run] = []
         for run in runs:
             if run.upstream_run_id is None and run.status == RunStatus.SUBMITTING:
-                reconcile = partial(self._reconcile, kind, run, source, observation, claimed, now)
+                reconcile = partial(self._reconcile, kind, run, runs, source, observation, claimed, now)
                 reconciled = self._attempt(report, run, reconcile)
                 if reconciled is None or (reconciled.upstream_run_id is None and not reconciled.terminal):
                     continue
@@ -264,6 +264,7 @@ class Poller:
         self,
         kind: RunKind[Any, Any],
         run: Run,
+        group: list[Run],
         source: Source,
         observation: Observation,
         claimed: set[str],
@@ -273,8 +274,11 @@ class Poller:
 
         A candidate carrying the record's id (correlation parameter, Livy tag) is proven. Otherwise
         one must have the same pipeline and exactly the same parameters, have started within the
-        create call's own window (in Azure's clock), and be owned by no other record, live or past;
-        when several remain the record becomes Unknown naming them, never a guess.
+        create call's own window (in Azure's clock), be owned by no other record, live or past, and
+        be nobody else's possible run: another record still submitting with the same parameters and
+        an overlapping window could as well have started it (records are written before their create
+        call, so such a record is always there to see). When several candidates remain, or a rival
+        record stays, the record becomes Unknown naming them, never a guess.
         """
         age = now - run.created_at
         if age < self._submit_grace:
@@ -296,7 +300,8 @@ class Poller:
             for c in (proven or possible)
             if registry.owner_of(run.target, kind.ownership_key(run, c.upstream_run_id)) in (None, run.id)
         ]
-        if len(found) == 1:
+        rivals = [] if proven else self._rivals(run, found, group, source, observation.clock_offset)
+        if len(found) == 1 and not rivals:
             chosen = found[0]
             claimed.add(chosen.upstream_run_id)
             _LOGGER.info("Reconciled run %s with upstream run %s", run.id, chosen.upstream_run_id)
@@ -307,6 +312,21 @@ class Poller:
             except AlreadyExists:
                 _LOGGER.info("Upstream run %s was claimed by another record meanwhile", chosen.upstream_run_id)
                 return run
+        if rivals and age >= self._unknown_after:
+            names = ", ".join(sorted(c.upstream_run_id for c in found)[:MAX_CANDIDATES_NAMED])
+            others = ", ".join(sorted(r.id for r in rivals)[:MAX_CANDIDATES_NAMED])
+            _LOGGER.warning("Run %s and %s may each own Azure run(s) %s; marking it Unknown", run.id, others, names)
+            return registry.save(
+                run.evolve(
+                    status=RunStatus.UNKNOWN,
+                    message=f"Its create answer was lost, and Azure run(s) {names} of {run.pipeline} match it "
+                    f"as well as run(s) {others} of the gateway, started with the same parameters at the same "
+                    "time: the gateway cannot tell whose it is; check in the Studio.",
+                ),
+                keep_live=True,
+            )
+        if rivals:
+            return run  # another record may yet be resolved (its answer saved late), which settles this one
         if len(found) > 1:
             names = ", ".join(sorted(c.upstream_run_id for c in found)[:MAX_CANDIDATES_NAMED])
             _LOGGER.warning("Run %s matches several Azure runs (%s); marking it Unknown", run.id, names)
@@ -330,6 +350,22 @@ class Poller:
                 keep_live=True,
             )
         return run
+
+    def _rivals(
+        self, run: Run, found: list[Observed], group: list[Run], source: Source, clock_offset: timedelta
+    ) -> list[Run]:
+        """Other records still submitting that could as well have started one of ``found``."""
+        rivals = []
+        for other in group:
+            if other.id == run.id or other.upstream_run_id is not None or other.status != RunStatus.SUBMITTING:
+                continue
+            start, end = self._create_window(other, clock_offset)
+            if any(
+                source.matches(other, c) == Match.POSSIBLE and c.submitted and start <= c.submitted <= end
+                for c in found
+            ):
+                rivals.append(other)
+        return rivals
 
     def _create_window(self, run: Run, clock_offset: timedelta) -> tuple[datetime, datetime]:
         """When Azure may have started the run of this record's create call, in Azure's clock: from the

@@ -229,3 +229,25 @@ def test_a_declared_correlation_parameter_proves_the_run_even_when_azure_drops_o
     Poller(app, submit_grace=timedelta(0)).tick()
 
     assert app.registry.get(lost).upstream_run_id == its_run
+
+
+def test_two_lost_starts_with_the_same_parameters_do_not_take_each_others_run(
+    context: AppContext, stack: OfflineStack, adf: str
+) -> None:
+    """One create never reached Azure, the other did and lost its answer: one Azure run, two records that
+    could each own it. Neither takes it; both end Unknown naming it and each other."""
+    parameters = probe()
+    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="before", count=1))
+    never_reached = started(adf, "ingest_customers", parameters=parameters)
+    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="after", count=1))
+    answer_lost = started(adf, "ingest_customers", parameters=parameters)
+    (the_run,) = upstream_runs(stack, "ingest_customers", parameters)
+
+    Poller(context, submit_grace=timedelta(0)).tick()
+    assert [context.registry.get(r).upstream_run_id for r in (never_reached, answer_lost)] == [None, None]
+
+    Poller(context, submit_grace=timedelta(0), unknown_after=timedelta(0)).tick()
+    for record, other in ((never_reached, answer_lost), (answer_lost, never_reached)):
+        run = context.registry.get(record)
+        assert run.status == RunStatus.UNKNOWN and run.upstream_run_id is None
+        assert the_run in run.message and other in run.message, run.message
