@@ -7,6 +7,10 @@ createRun sent directly with a warm ``requests.Session`` and a bearer token from
 endpoint. The two alternate in a random order per round, so drift hits both alike. Token calls are the
 identity endpoint's counters over every request the app served, the first (cold) one included.
 
+A third way measures what the caps on paid compute add: the same start on a catalog entry capped
+in runs in flight and starts per minute (caps high enough never to refuse), whose counts the app reads
+and writes in the registry before the create call.
+
     python -m bench.forwarding [--requests 200] [--latency-ms 100]
 
 The last line printed is one JSON object.
@@ -22,12 +26,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from bench.harness import Gateway, gateway, percentile
+from offline.stack import catalog_for
 
 PIPELINE = "daily_load"
+CAPPED = "capped"  # a second catalog entry for the same factory, with caps that never refuse
+APP_WAYS = 2  # starts through the app: uncapped and capped
 WARMUP = 5
 GOAL_P50_RATIO = 1.10
 ARM = "https://management.azure.com"
@@ -63,10 +71,20 @@ def direct_create(gateway: Gateway) -> Callable[[], None]:
     return create
 
 
-def through_the_app(gateway: Gateway) -> Callable[[], None]:
+def capped_catalog(info: dict[str, Any]) -> dict[str, Any]:
+    """The usual catalog, plus the first factory again as target ``capped`` with both caps on."""
+    catalog = catalog_for(info)
+    capped = {**catalog["targets"][0], "name": CAPPED}
+    capped["pipelines"] = [{"match": "*", "maxRunsInFlight": 1_000_000, "startsPerMinute": 1_000_000}]
+    catalog["targets"].append(capped)
+    return catalog
+
+
+def through_the_app(gateway: Gateway, target: str | None = None) -> Callable[[], None]:
     session = requests.Session()
     session.headers["x-functions-key"] = gateway.function_key
-    url = f"{gateway.api_url}/targets/{gateway.emulator['factories'][0]['name']}/pipelines/{PIPELINE}/runs"
+    target = target or gateway.emulator["factories"][0]["name"]
+    url = f"{gateway.api_url}/targets/{target}/pipelines/{PIPELINE}/runs"
 
     def start() -> None:
         response = session.post(url, json={}, timeout=30)
@@ -91,31 +109,38 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="bench-forwarding-") as directory,
         gateway(
-            Path(directory), latency_ms=args.latency_ms, settings={"GATEWAY_RUNS_TABLE": "benchforwarding"}
+            Path(directory),
+            latency_ms=args.latency_ms,
+            settings={"GATEWAY_RUNS_TABLE": "benchforwarding"},
+            catalog=capped_catalog,
         ) as started,
     ):
         direct = direct_create(started)
         app = through_the_app(started)
+        capped = through_the_app(started, CAPPED)
         started.admin("POST", "counters/reset")  # the app's token calls only, from its first request on
         for _ in range(WARMUP):
-            app(), direct()
-        timings: dict[str, list[float]] = {"app": [], "direct": []}
+            app(), capped(), direct()
+        timings: dict[str, list[float]] = {"app": [], "capped": [], "direct": []}
         for _ in range(args.requests):
-            order = [("app", app), ("direct", direct)]
+            order = [("app", app), ("capped", capped), ("direct", direct)]
             rng.shuffle(order)
             for name, call in order:
                 timings[name].append(timed(call))
         counters = started.admin("GET", "counters")
-    served = WARMUP + args.requests
+    served = APP_WAYS * (WARMUP + args.requests)
     tokens = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("ManagedIdentity_GetToken:")}
     figures = {
         way: {"p50": percentile(samples, 0.50), "p99": percentile(samples, 0.99)} for way, samples in timings.items()
     }
-    print(f"{'':<24}{'through the app':>16}{'direct':>10}{'ratio':>8}{'overhead':>10}")
+    print(f"{'':<24}{'through the app':>16}{'with caps':>10}{'direct':>10}{'ratio':>8}{'overhead':>10}{'caps add':>10}")
     for quantile in ("p50", "p99"):
-        app_ms, direct_ms = figures["app"][quantile], figures["direct"][quantile]
+        app_ms, capped_ms, direct_ms = (figures[way][quantile] for way in ("app", "capped", "direct"))
         ratio, overhead = app_ms / direct_ms, app_ms - direct_ms
-        print(f"{quantile + ' ms':<24}{app_ms:>16.1f}{direct_ms:>10.1f}{ratio:>8.3f}{overhead:>10.1f}")
+        print(
+            f"{quantile + ' ms':<24}{app_ms:>16.1f}{capped_ms:>10.1f}{direct_ms:>10.1f}{ratio:>8.3f}"
+            f"{overhead:>10.1f}{capped_ms - app_ms:>10.1f}"
+        )
     print(f"token calls over {served} starts: {tokens}")
     p50_ratio = figures["app"]["p50"] / figures["direct"]["p50"]
     result = {
@@ -129,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         "p99_ratio": round(figures["app"]["p99"] / figures["direct"]["p99"], 3),
         "overhead_p50_ms": round(figures["app"]["p50"] - figures["direct"]["p50"], 1),
         "overhead_p99_ms": round(figures["app"]["p99"] - figures["direct"]["p99"], 1),
+        "capped_p50_ms": round(figures["capped"]["p50"], 1),
+        "caps_add_p50_ms": round(figures["capped"]["p50"] - figures["app"]["p50"], 1),
+        "caps_add_p99_ms": round(figures["capped"]["p99"] - figures["app"]["p99"], 1),
         "token_calls": tokens,
         "token_calls_per_1000": round(sum(tokens.values()) * 1000 / served, 2),
         "p50_goal": GOAL_P50_RATIO,

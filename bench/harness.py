@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +91,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def gateway(workdir: Path, *, latency_ms: float = 0.0, settings: Mapping[str, str] | None = None) -> Iterator[Gateway]:
+def gateway(
+    workdir: Path,
+    *,
+    latency_ms: float = 0.0,
+    settings: Mapping[str, str] | None = None,
+    catalog: Callable[[dict[str, Any]], dict[str, Any]] = catalog_for,
+) -> Iterator[Gateway]:
     """The emulator (``latency_ms`` on every call), Azurite and the app on its local host, started and
-    stopped in order."""
+    stopped in order; ``catalog`` makes the app's catalog from the emulator's info."""
     tls = ensure_tls_files(workdir / "tls")
     emulator_info = workdir / "emulator.json"
     emulator = _child(
@@ -109,7 +115,7 @@ def gateway(workdir: Path, *, latency_ms: float = 0.0, settings: Mapping[str, st
                 "IDENTITY_HEADER": info["identity_header"],
                 "AZURE_CLIENT_ID": info["client_id"],
                 "REQUESTS_CA_BUNDLE": str(tls.ca_bundle),
-                "GATEWAY_CATALOG": json.dumps(catalog_for(info)),
+                "GATEWAY_CATALOG": json.dumps(catalog(info)),
                 "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
                 "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
                 "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,

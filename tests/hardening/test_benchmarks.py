@@ -29,7 +29,7 @@ def test_forwarding_reports_ratios_and_one_token_per_audience(capsys: pytest.Cap
     result = last_json(capsys)
     assert result["p50_ratio"] > 0 and result["p99_ratio"] > 0 and result["overhead_p50_ms"] is not None
     assert result["token_calls"] == {"https://management.azure.com": 1, "https://storage.azure.com": 1}
-    assert result["token_calls_per_1000"] == round(2 * 1000 / (10 + forwarding.WARMUP), 2)
+    assert result["token_calls_per_1000"] == round(2 * 1000 / (forwarding.APP_WAYS * (10 + forwarding.WARMUP)), 2)
 
 
 def test_cold_start_stays_within_the_goal(capsys: pytest.CaptureFixture[str]) -> None:
