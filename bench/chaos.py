@@ -708,7 +708,10 @@ def azure_key(run: Mapping[str, Any]) -> Key:
     """An Azure run's identity: a pipeline run id, or workspace, pool and Livy batch id."""
     if run.get("service") == "spark":
         return ("spark", str(run["scope"]).partition(":")[2].lower(), str(run["pool"]).lower(), str(run["batchId"]))
-    return ("pipeline", str(run["runId"]))
+    if "runId" in run:
+        return ("pipeline", str(run["runId"]))
+    # Work the gateway does not start (the emulator also lists Fabric and Azure ML jobs): never a record's.
+    return ("other", str(run.get("service")), json.dumps(run, sort_keys=True, default=str))
 
 
 def upstream_key(kind: str | None, target: str, pool: str | None, upstream_run_id: str) -> Key:
