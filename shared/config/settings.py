@@ -110,6 +110,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_POLL_QUEUE", "gateway-poll", "Queue of per-target poll work when fanning out."),
     Setting("GATEWAY_POLL_BUDGET_SECONDS", "240", "Time budget of one poller tick."),
     Setting(
+        "GATEWAY_SUBMIT_GRACE_SECONDS",
+        "120",
+        "A start recorded this recently may still have its create call in flight: the poller leaves it alone.",
+    ),
+    Setting(
+        "GATEWAY_UNKNOWN_AFTER_SECONDS",
+        "600",
+        "A start whose lost create answer matches no Azure run this long after it is marked Unknown and alerted.",
+    ),
+    Setting(
+        "GATEWAY_ALERT_CLAIM_SECONDS",
+        "180",
+        "How long a poller's claim on an alert it is sending holds; an older claim belongs to a poller that died.",
+    ),
+    Setting(
         "GATEWAY_RETENTION_DAYS",
         "400",
         "Runs created longer ago than this many days are deleted by the poller, a bounded batch per tick "
@@ -255,6 +270,18 @@ class Settings:
     @property
     def poll_budget_seconds(self) -> float:
         return self._float("GATEWAY_POLL_BUDGET_SECONDS")
+
+    @property
+    def submit_grace(self) -> timedelta:
+        return timedelta(seconds=self._float("GATEWAY_SUBMIT_GRACE_SECONDS"))
+
+    @property
+    def unknown_after(self) -> timedelta:
+        return timedelta(seconds=self._float("GATEWAY_UNKNOWN_AFTER_SECONDS"))
+
+    @property
+    def alert_claim_ttl(self) -> timedelta:
+        return timedelta(seconds=self._float("GATEWAY_ALERT_CLAIM_SECONDS"))
 
     @property
     def retention(self) -> timedelta:

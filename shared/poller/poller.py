@@ -41,18 +41,11 @@ from shared.telemetry import tracing as telemetry
 
 _LOGGER = logging.getLogger(__name__)
 
-# A Submitting record younger than this may still have its create call in flight elsewhere.
-SUBMIT_GRACE = timedelta(minutes=2)
-# A Submitting record not found in Azure after this long is declared Unknown.
-UNKNOWN_AFTER = timedelta(minutes=10)
 # Clocks differ by this much at most once Azure's Date header is accounted for (it has 1 s resolution).
 RECONCILE_SKEW = timedelta(minutes=1)
 # How long getting a token may take before a create call is sent.
 IDENTITY_BUDGET = timedelta(seconds=30)
 MAX_CANDIDATES_NAMED = 5
-# A claim on an alert older than this belongs to a poller that died: another takes it over. Longer
-# than building and sending an alert takes (an activity query with its retries, one queue write).
-CLAIM_TTL = timedelta(minutes=3)
 WORKERS = 8
 # At most this many expired runs, and as many expired idempotency keys, are deleted per tick.
 RETENTION_BATCH = 100
@@ -92,13 +85,18 @@ class Poller:
         context: AppContext,
         *,
         now: Callable[[], datetime] = utcnow,
-        submit_grace: timedelta = SUBMIT_GRACE,
-        unknown_after: timedelta = UNKNOWN_AFTER,
+        submit_grace: timedelta | None = None,
+        unknown_after: timedelta | None = None,
     ) -> None:
+        """``submit_grace`` and ``unknown_after`` default to the settings (GATEWAY_SUBMIT_GRACE_SECONDS,
+        GATEWAY_UNKNOWN_AFTER_SECONDS); so does the claim TTL (GATEWAY_ALERT_CLAIM_SECONDS), which is
+        longer than building and sending an alert takes (an activity query with its retries, a queue write)."""
+        settings = context.settings
         self._context = context
         self._now = now
-        self._submit_grace = submit_grace
-        self._unknown_after = unknown_after
+        self._submit_grace = settings.submit_grace if submit_grace is None else submit_grace
+        self._unknown_after = settings.unknown_after if unknown_after is None else unknown_after
+        self._claim_ttl = settings.alert_claim_ttl
         # Names this poller in the alert claims it writes: one per invocation, so two overlapping
         # invocations in one process stay apart too.
         self.name = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
@@ -397,7 +395,7 @@ class Poller:
 
         The claim names this poller and the time, written only if the record is still the version
         read; another poller that finds a fresh claim leaves the alert to its owner, and takes it over
-        (same id) only once the claim is older than ``CLAIM_TTL``, its owner having died.
+        (same id) only once the claim is older than the claim TTL, its owner having died.
         """
         registry = self._context.registry
         identifier = alert_id(run, alert_kind)
@@ -406,7 +404,7 @@ class Poller:
             run.alert_id == identifier
             and run.alert_claimed_by not in (None, self.name)
             and claimed_at is not None
-            and self._now() - claimed_at < CLAIM_TTL
+            and self._now() - claimed_at < self._claim_ttl
         ):
             _LOGGER.info("Alert %s is being sent by %s; leaving it to that poller", identifier, run.alert_claimed_by)
             return False

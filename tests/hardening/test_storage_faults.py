@@ -19,7 +19,7 @@ from offline.emulator import Fault
 from offline.localhost import LocalHost
 from offline.stack import OfflineStack
 from shared.context import AppContext
-from shared.poller.poller import CLAIM_TTL, Poller, TickReport
+from shared.poller.poller import Poller, TickReport
 from shared.runs.model import RunStatus, utcnow
 from tests.conftest import own_stack
 
@@ -125,7 +125,9 @@ def test_storage_lost_while_an_alert_is_built_sends_it_once_when_storage_is_back
     stack.azurite.start()
     assert app.alerts.peek() == []
     assert app.registry.get(failed).alerted_at is None
-    after_claim = Poller(app, now=lambda: utcnow() + CLAIM_TTL + timedelta(seconds=1))  # the claim expired
+    after_claim = Poller(
+        app, now=lambda: utcnow() + app.settings.alert_claim_ttl + timedelta(seconds=1)
+    )  # the claim expired
     after_claim.tick()
     after_claim.tick()
     assert [a["alertId"] for a in app.alerts.peek()] == [f"{failed}:failed"]

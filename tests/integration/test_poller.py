@@ -16,7 +16,7 @@ from shared.context import AppContext
 from shared.errors import StorageUnavailable
 from shared.functions.index import user_function
 from shared.kinds.datafactory import DATAFACTORY
-from shared.poller.poller import CLAIM_TTL, Poller
+from shared.poller.poller import Poller
 from shared.runs.model import Run, RunStatus, utcnow
 from shared.runs.registry import RunRegistry
 from tests.conftest import body_of, install_context, start
@@ -135,7 +135,7 @@ def test_a_crash_between_send_and_flag_resends_the_same_alert(
     assert crashes == [failed]
     Poller(context).tick()  # another poller leaves the claim of the one that crashed alone...
     assert [m["alertId"] for m in alerts(context)] == [f"{failed}:failed"]
-    after_claim = Poller(context, now=lambda: utcnow() + CLAIM_TTL + timedelta(seconds=1))
+    after_claim = Poller(context, now=lambda: utcnow() + context.settings.alert_claim_ttl + timedelta(seconds=1))
     after_claim.tick()  # ...until it expires, and takes it over with the same alert id
     after_claim.tick()
     ids = [m["alertId"] for m in alerts(context)]

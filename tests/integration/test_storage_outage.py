@@ -12,7 +12,7 @@ import pytest
 from offline.stack import OfflineStack
 from shared.config.settings import Settings
 from shared.context import AppContext, set_app_context
-from shared.poller.poller import CLAIM_TTL, Poller
+from shared.poller.poller import Poller
 from shared.runs.model import RunStatus, utcnow
 from tests.conftest import body_of, integration_config, start
 
@@ -87,7 +87,9 @@ def test_an_outage_between_send_and_flag_resends_the_same_alert(
     Poller(app).tick()
     monkeypatch.setattr(JsonQueue, "send", send)
     own_stack.azurite.start()
-    after_claim = Poller(app, now=lambda: utcnow() + CLAIM_TTL + timedelta(seconds=1))  # the claim expired
+    after_claim = Poller(
+        app, now=lambda: utcnow() + app.settings.alert_claim_ttl + timedelta(seconds=1)
+    )  # the claim expired
     after_claim.tick()
     after_claim.tick()
     assert [m["alertId"] for m in app.alerts.peek()] == [f"{failed}:failed"] * 2
