@@ -33,6 +33,16 @@ RequestT = TypeVar("RequestT", bound=BaseModel)
 C = TypeVar("C")
 
 
+class RunNames(Protocol):
+    """What names a run's resource: a recorded run, or a live row a cap counts."""
+
+    @property
+    def pipeline(self) -> str: ...
+
+    @property
+    def spark_pool(self) -> str | None: ...
+
+
 class Azure(Protocol):
     """What a kind needs to reach Azure: settings, the shared transport, and a per-process client cache."""
 
@@ -172,7 +182,7 @@ class RunKind(ABC, Generic[TargetT, RequestT]):
         """The catalog rules that say who may start what on ``target``."""
 
     @abstractmethod
-    def resource(self, run: Run) -> str:
+    def resource(self, run: RunNames) -> str:
         """What the rules match for a recorded run: its pipeline, or its Spark pool."""
 
     def rule(self, target: TargetT, resource: str, product: str | None) -> AccessRule:

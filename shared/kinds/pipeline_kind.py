@@ -26,6 +26,7 @@ from shared.kinds.base import (
     Observation,
     Observed,
     RunKind,
+    RunNames,
     Submission,
     Submitted,
 )
@@ -135,7 +136,7 @@ class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
     def rules(self, target: PipelineTarget) -> tuple[AccessRule, ...]:
         return target.pipelines
 
-    def resource(self, run: Run) -> str:
+    def resource(self, run: RunNames) -> str:
         return run.pipeline
 
     def fingerprint(self, target: PipelineTarget, resource: str, request: StartRunRequest) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from shared.kinds.base import (
     Observation,
     Observed,
     RunKind,
+    RunNames,
     Submission,
     Submitted,
 )
@@ -316,7 +317,7 @@ class SparkKind(RunKind[SynapseTarget, SparkBatchRequest]):
                 return rule
         raise NotAllowed(f"Spark pool {pool!r} is not in the catalog of target {target.name!r}.")
 
-    def resource(self, run: Run) -> str:
+    def resource(self, run: RunNames) -> str:
         return run.spark_pool or ""
 
     def fingerprint(self, target: SynapseTarget, resource: str, request: SparkBatchRequest) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 APIM's rate limits count requests at its edge; these count what costs money (runs Azure starts), and
 hold across every instance of the app because their state is the registry's table:
 
-* runs in flight are the live records (one query, run before each start);
+* runs in flight are the live records of the cap's scope (one query per cap, filtered by target or
+  tenant and reading a few columns, run before each start);
 * starts per minute are a counter entity per scope in partition ``_limits``, incremented only if
   nobody else did since it was read (ETag), so two instances cannot both take the last start.
 
@@ -23,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from shared.azure.storage import AlreadyExists, ConcurrentUpdate, storage_errors
 from shared.config.targets import RateLimits
 from shared.errors import LimitExceeded, StorageUnavailable
-from shared.runs.model import Run, RunStatus
-from shared.runs.registry import RunRegistry
+from shared.runs.model import RunStatus
+from shared.runs.registry import UNSET, LiveRow, RunRegistry, Unset
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -40,9 +41,11 @@ IN_FLIGHT_RETRY_AFTER = 60  # seconds: a run has to end before another may start
 class Cap:
     """One cap that applies to a start: which limits, for what, and how runs in flight are counted."""
 
-    scope: str  # "product erp", "copy_* on target sales": what the refusal names
+    scope: str  # "API product erp", "Pipeline 'copy_*' on target sales": what the refusal names
     limits: RateLimits
-    counts: Callable[[Run], bool]  # which live runs count against this cap
+    counts: Callable[[LiveRow], bool]  # which of the scope's live records count against this cap
+    target: str | None = None  # the scope's target, read alone; None: every target
+    product: str | Unset | None = UNSET  # the scope's product (its tenant), read alone; UNSET: any
 
 
 class Admission:
@@ -52,12 +55,11 @@ class Admission:
 
     def admit(self, caps: list[Cap], now: datetime) -> None:
         """Raises LimitExceeded when a start now would break one of ``caps``; else takes its share."""
-        capped = [cap for cap in caps if cap.limits.max_runs_in_flight is not None]
-        if capped:
-            live = [run for run in self._registry.all_live_runs() if run.status in RunStatus.IN_FLIGHT]
-            for cap in capped:
-                count = sum(1 for run in live if cap.counts(run))
-                limit = cap.limits.max_runs_in_flight or 0
+        for cap in caps:
+            limit = cap.limits.max_runs_in_flight
+            if limit is not None:
+                rows = self._registry.live_rows(target=cap.target, product=cap.product)
+                count = sum(1 for row in rows if row.status in RunStatus.IN_FLIGHT and cap.counts(row))
                 if count >= limit:
                     raise LimitExceeded(
                         f"{cap.scope} has {count} runs in flight, its limit (maxRunsInFlight {limit}); "

@@ -29,7 +29,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,26 @@ TRANSACTION_LIMIT = 100  # operations per entity-group transaction
 _JSON_FIELDS = ("parameters", "options")
 _DATETIME_FIELDS = {f.name for f in fields(Run) if "datetime" in str(f.type)}
 _INTERNAL = {"row_key", "etag", "id", "target", *_JSON_FIELDS}
+
+
+class Unset:
+    """No filter (``None`` is a value: the runs started without a product)."""
+
+
+UNSET = Unset()
+LIVE_COLUMNS = ["PartitionKey", "Kind", "Pipeline", "SparkPool", "Product", "Status"]
+
+
+@dataclass(frozen=True)
+class LiveRow:
+    """A live record as caps count it: where it runs, what it is, whose it is, how far it has got."""
+
+    target: str
+    kind: str
+    pipeline: str
+    spark_pool: str | None
+    product: str | None
+    status: str
 
 
 class RunRegistry:
@@ -181,12 +201,26 @@ class RunRegistry:
         """Whether the poller still has work on the record (it sits among the live rows)."""
         return bool(run.row_key and run.row_key.startswith(LIVE))
 
-    def all_live_runs(self) -> Iterator[Run]:
-        """The live records of every target (one query across partitions): runs in flight, for caps."""
-        query = "RowKey ge @low and RowKey lt @high"
-        with _guarded("list the runs in flight"):
-            for entity in self._table.query_entities(query, parameters={"low": LIVE, "high": _after(LIVE)}):
-                yield _from_entity(entity)
+    def live_rows(self, *, target: str | None = None, product: str | Unset | None = UNSET) -> Iterator[LiveRow]:
+        """What caps count of the live records, in one query filtered by target (its partition) and by
+        ``product`` (its tenant) where given, reading only the columns they need."""
+        clauses, params = ["RowKey ge @low", "RowKey lt @high"], {"low": LIVE, "high": _after(LIVE)}
+        if target is not None:
+            clauses.append("PartitionKey eq @target")
+            params["target"] = target
+        if not isinstance(product, Unset):
+            clauses.append("Tenant eq @tenant")
+            params["tenant"] = tenant(product)
+        with _guarded("count the runs in flight"):
+            for entity in self._table.query_entities(" and ".join(clauses), parameters=params, select=LIVE_COLUMNS):
+                yield LiveRow(
+                    target=entity["PartitionKey"],
+                    kind=entity.get("Kind", ""),
+                    pipeline=entity.get("Pipeline", ""),
+                    spark_pool=entity.get("SparkPool"),
+                    product=entity.get("Product"),
+                    status=entity.get("Status", ""),
+                )
 
     def live_runs(self, target: str) -> Iterator[Run]:
         query = "PartitionKey eq @target and RowKey ge @low and RowKey lt @high"

@@ -238,15 +238,14 @@ class RunService:
         product = caller.product
         limits = self._context.catalog.limits_for(product)
         if limits is not None:
-            caps.append(Cap(f"API product {product or '(none)'}", limits, lambda run: run.product == product))
+            caps.append(Cap(f"API product {product or '(none)'}", limits, lambda row: True, product=product))
         if rule.max_runs_in_flight is not None or rule.starts_per_minute is not None:
             caps.append(
                 Cap(
                     f"{kind.resource_noun} {rule.match!r} on target {target.name}",
                     rule,
-                    lambda run: (
-                        run.target == target.name and run.kind == kind.name and rule.matches(kind.resource(run))
-                    ),
+                    lambda row: row.kind == kind.name and rule.matches(kind.resource(row)),
+                    target=target.name,
                 )
             )
         return caps
