@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.alerts.model import Alert, AlertKind, FailedActivityItem, PreviousRun
+from shared.alerts.model import Alert, AlertKind, FailedActivityItem, RunRef
 from shared.config.settings import Settings
 from shared.config.targets import TargetEntry
 from shared.kinds.base import FailureDetails, RunKind
@@ -112,7 +112,7 @@ def build_alert(
         product=run.product,
         correlationId=run.correlation_id,
         links=links,
-        previousRuns=[PreviousRun(id=r.id, status=r.status, createdAt=iso_time(r.created_at)) for r in history],
+        previousRuns=[RunRef.of(r) for r in history],
         firstFailure=not repeat,
         raisedAt=iso_time(now),
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.runs.model import parse_iso
+from shared.runs.model import Run, iso_time, parse_iso
 
 SCHEMA_VERSION = 1
 
@@ -38,10 +38,16 @@ class FailedActivityItem(_Part):
     end: str | None = None
 
 
-class PreviousRun(_Part):
+class RunRef(_Part):
+    """Another run, in a line: an alert's previous runs of the pipeline, a run view's rerun chain."""
+
     id: str
     status: str
     createdAt: str | None = None
+
+    @classmethod
+    def of(cls, run: Run) -> RunRef:
+        return cls(id=run.id, status=run.status, createdAt=iso_time(run.created_at))
 
 
 class Alert(_Part):
@@ -72,7 +78,7 @@ class Alert(_Part):
     product: str | None = None
     correlationId: str | None = None
     links: dict[str, str] = {}
-    previousRuns: list[PreviousRun] = []
+    previousRuns: list[RunRef] = []
     firstFailure: bool = True
     raisedAt: str | None = None
 

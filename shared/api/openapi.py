@@ -32,7 +32,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     RerunRequest,
 )
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (RunView, RunPage, TargetView, TargetDiagnostics, Problem)
-PUBLIC_NAMES = {"RunView": "Run", "TargetView": "Target", "RuleView": "AccessRule", "ChainLink": "RunChainLink"}
+PUBLIC_NAMES = {"RunView": "Run", "TargetView": "Target", "RuleView": "AccessRule", "RunRef": "RunChainLink"}
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _PROBLEM_CONTENT = {"application/problem+json": {"schema": _PROBLEM_REF}}

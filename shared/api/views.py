@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.alerts.model import RunRef
 from shared.config.catalog import Catalog
 from shared.config.settings import Settings
 from shared.config.targets import AccessRule, TargetEntry
@@ -28,12 +29,6 @@ class View(BaseModel):
         """The view as JSON; optional members that do not apply are left out rather than null."""
         omitted = {name for name in self.OMITTED_WHEN_NONE if getattr(self, name) is None}
         return self.model_dump(mode="json", exclude=omitted)
-
-
-class ChainLink(View):
-    id: str
-    status: str
-    createdAt: Timestamp | None
 
 
 class RunView(View):
@@ -63,7 +58,7 @@ class RunView(View):
     links: dict[str, str] = Field(
         description="`self` (absolute when the public URL or the app's own host is known, else a path) and `studio`."
     )
-    chain: list[ChainLink] | None = Field(
+    chain: list[RunRef] | None = Field(
         default=None, description="The rerun chain through this run, oldest first (GET of one run only)."
     )
 
@@ -136,8 +131,8 @@ def run_view(run: Run, *, catalog: Catalog, settings: Settings, base_url: str | 
     )
 
 
-def chain_view(chain: list[Run]) -> list[ChainLink]:
-    return [ChainLink(id=r.id, status=r.status, createdAt=iso_time(r.created_at)) for r in chain]
+def chain_view(chain: list[Run]) -> list[RunRef]:
+    return [RunRef.of(r) for r in chain]
 
 
 def _rules(rules: tuple[AccessRule, ...], product: str | None, operator: bool) -> list[RuleView]:
