@@ -104,6 +104,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from bench.harness import wait_for
 from offline.azurite import Azurite, _die_with_parent, free_ports
 from offline.stack import ROOT, catalog_for
 from offline.tls import ensure_tls_files
@@ -180,7 +181,6 @@ RESERVE_S = 10.0  # kept at the end of --time-limit to stop the hosts and read t
 KEYED_RETRY_BUDGET_S = 120.0  # a keyed client gives up on a start after this long
 CLIENT_TIMEOUT = (3.0, 20.0)
 PROGRESS_EVERY_S = 15.0
-STARTUP_SECONDS = 60.0
 STOP_SECONDS = 5.0
 QUEUE_TIME_RESOLUTION_S = 1.0
 
@@ -296,16 +296,6 @@ def _spawn(arguments: Sequence[str], env: Mapping[str, str], log: Path) -> subpr
         )
 
 
-def _wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not path.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start")
-        time.sleep(0.05)
-    info: dict[str, Any] = json.loads(path.read_text())
-    return info
-
-
 def _stop(process: subprocess.Popen[bytes], timeout: float = STOP_SECONDS) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -334,7 +324,7 @@ class Host:
         arguments = ["-m", "bench.harness", "--serve", str(self.info), "--port", str(self.port),
                      "--function-key", self.function_key, "--triggers"]  # fmt: skip
         self.process = _spawn(arguments, self.env, self.log)
-        _wait_for_file(self.info, self.process, f"local host {self.index}")
+        wait_for(self.info, self.process, f"local host {self.index}")
 
     def kill(self) -> int:
         """``kill -9``: whatever it was doing (a start, a poll, an alert) stops there."""
@@ -528,7 +518,7 @@ class ChaosRun:
             workdir / "emulator.log",
         )  # fmt: skip
         try:
-            info = _wait_for_file(emulator_info, emulator, "the emulator")
+            info = wait_for(emulator_info, emulator, "the emulator")
             with Azurite(workdir / "azurite", tls) as azurite:
                 settings = app_environment(info, azurite, tls.ca_bundle, args.poll_seconds)
                 with environment(settings):

@@ -70,7 +70,8 @@ def _child(arguments: Sequence[str], env: Mapping[str, str] | None = None) -> su
     )
 
 
-def _wait_for(path: Path, process: subprocess.Popen[bytes], what: str) -> dict[str, Any]:
+def wait_for(path: Path, process: subprocess.Popen[bytes], what: str) -> dict[str, Any]:
+    """The JSON a started child writes to ``path`` once it serves; exits when it dies or takes too long."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while not path.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -107,7 +108,7 @@ def gateway(
          "--latency-ms", str(latency_ms)]
     )  # fmt: skip
     try:
-        info = _wait_for(emulator_info, emulator, "the emulator")
+        info = wait_for(emulator_info, emulator, "the emulator")
         with Azurite(workdir / "azurite", tls) as azurite:
             env = {
                 **os.environ,
@@ -125,7 +126,7 @@ def gateway(
             app_info = workdir / "app.json"
             app = _child(["-m", "bench.harness", "--serve", str(app_info)], env)
             try:
-                served = _wait_for(app_info, app, "the app")
+                served = wait_for(app_info, app, "the app")
                 yield Gateway(served["api_url"], served["function_key"], info)
             finally:
                 _stop(app)
