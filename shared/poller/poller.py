@@ -130,12 +130,14 @@ class Poller:
                 if swept.runs >= limit:
                     break
                 expired = registry.expired(target.name, before, limit - swept.runs)
-                owned: dict[str, str] = {}
+                owned: dict[str, list[str]] = {}
                 for run in expired:
-                    if run.upstream_run_id is not None:
-                        key = kind_named(run.kind).ownership_key(run, run.upstream_run_id)
-                        if registry.owner_of(run.target, key) == run.id:
-                            owned[run.id] = key
+                    kind = kind_named(run.kind)
+                    held = (
+                        [run.upstream_run_id, *run.contested.split()] if run.upstream_run_id else run.contested.split()
+                    )
+                    keys = [kind.ownership_key(run, upstream) for upstream in held]
+                    owned[run.id] = [key for key in keys if registry.owner_of(run.target, key) == run.id]
                 swept.runs += registry.delete(expired, owned)
             swept.keys = self._context.idempotency.purge(now - TTL, limit)
         except GatewayError as exc:
@@ -293,10 +295,11 @@ class Poller:
                 proven.append(candidate)
             elif match == Match.POSSIBLE and candidate.submitted and start <= candidate.submitted <= end:
                 possible.append(candidate)
-        found = [
+        found = [  # a proof outranks another record's contest; a possible match does not
             c
             for c in (proven or possible)
-            if registry.owner_of(run.target, kind.ownership_key(run, c.upstream_run_id)) in (None, run.id)
+            if registry.owner_of(run.target, kind.ownership_key(run, c.upstream_run_id), contests_count=not proven)
+            in (None, run.id)
         ]
         rivals = [] if proven else self._rivals(run, found, group, source, observation.clock_offset)
         if len(found) == 1 and not rivals:
@@ -314,28 +317,26 @@ class Poller:
             names = ", ".join(sorted(c.upstream_run_id for c in found)[:MAX_CANDIDATES_NAMED])
             others = ", ".join(sorted(r.id for r in rivals)[:MAX_CANDIDATES_NAMED])
             _LOGGER.warning("Run %s and %s may each own Azure run(s) %s; marking it Unknown", run.id, others, names)
-            return registry.save(
-                run.evolve(
-                    status=RunStatus.UNKNOWN,
-                    message=f"Its create answer was lost, and Azure run(s) {names} of {run.pipeline} match it "
-                    f"as well as run(s) {others} of the gateway, started with the same parameters at the same "
-                    "time: the gateway cannot tell whose it is; check in the Studio.",
-                ),
-                keep_live=True,
+            return self._contest(
+                kind,
+                run,
+                found,
+                f"Its create answer was lost, and Azure run(s) {names} of {run.pipeline} match it as well as "
+                f"run(s) {others} of the gateway, started with the same parameters at the same time: the "
+                "gateway cannot tell whose it is; check in the Studio.",
             )
         if rivals:
             return run  # another record may yet be resolved (its answer saved late), which settles this one
         if len(found) > 1:
             names = ", ".join(sorted(c.upstream_run_id for c in found)[:MAX_CANDIDATES_NAMED])
             _LOGGER.warning("Run %s matches several Azure runs (%s); marking it Unknown", run.id, names)
-            return registry.save(
-                run.evolve(
-                    status=RunStatus.UNKNOWN,
-                    message=f"Its create answer was lost and {len(found)} Azure runs of {run.pipeline} match it "
-                    f"(same parameters, started within its create call): {names}. The gateway cannot tell "
-                    "which is this run; check which is yours in the Studio.",
-                ),
-                keep_live=True,
+            return self._contest(
+                kind,
+                run,
+                found,
+                f"Its create answer was lost and {len(found)} Azure runs of {run.pipeline} match it (same "
+                f"parameters, started within its create call): {names}. The gateway cannot tell which is "
+                "this run; check which is yours in the Studio.",
             )
         if age >= self._unknown_after:
             _LOGGER.warning("Run %s was never found in Azure; marking it Unknown", run.id)
@@ -348,6 +349,18 @@ class Poller:
                 keep_live=True,
             )
         return run
+
+    def _contest(self, kind: RunKind[Any, Any], run: Run, found: list[Observed], message: str) -> Run:
+        """Marks ``run`` Unknown and holds ``found`` for it in the ownership index, in one transaction:
+        a run this record may own must not be taken by another record once this one stops looking."""
+        held = sorted(c.upstream_run_id for c in found)[:MAX_CANDIDATES_NAMED]
+        unknown = run.evolve(status=RunStatus.UNKNOWN, message=message, contested=" ".join(held))
+        owns = [kind.ownership_key(run, upstream) for upstream in held]
+        try:
+            return self._context.registry.save(unknown, keep_live=True, owns=owns, contests=True)
+        except AlreadyExists:
+            _LOGGER.info("A candidate of run %s was claimed meanwhile; it is looked at again next tick", run.id)
+            return run
 
     def _rivals(
         self, run: Run, found: list[Observed], group: list[Run], source: Source, clock_offset: timedelta

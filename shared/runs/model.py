@@ -114,6 +114,9 @@ class Run:
     correlation_parameter: str | None = None
     # When a create call ended without an answer: with created_at, the window its run started in.
     submit_ended_at: datetime | None = None
+    # Azure runs (space-separated ids) this Unknown record could not tell from its own: held in the
+    # ownership index for it, so no other record takes one of them either.
+    contested: str = ""
     # Who is sending the alert and since when: another poller leaves a fresh claim alone.
     alert_claimed_by: str | None = None
     alert_claimed_at: datetime | None = None

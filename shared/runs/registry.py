@@ -28,7 +28,7 @@ import base64
 import contextlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import partial
@@ -127,17 +127,48 @@ class RunRegistry:
             return _from_entity(entity)
         raise no_such_run(run_id)
 
-    def save(self, run: Run, *, keep_live: bool | None = None, owns: str | None = None) -> Run:
+    def save(
+        self, run: Run, *, keep_live: bool | None = None, owns: str | Sequence[str] = (), contests: bool = False
+    ) -> Run:
         """Writes ``run`` if nobody changed it since it was read; moves it to the past when done.
 
         ``keep_live`` defaults to "still in flight"; the poller keeps a finished run live until its
-        alert is sent. ``owns`` (a kind's ownership key) records, in the same transaction, that the
-        run owns that Azure run: ``AlreadyExists`` when another record does, and nothing is written.
-        A record another writer changed or moved raises ``ConcurrentUpdate``.
+        alert is sent. ``owns`` (kinds' ownership keys) records, in the same transaction, that the run
+        owns those Azure runs, or with ``contests`` that it holds them as contested (an Unknown record
+        that could not tell them from its own, so that no other guess takes them): ``AlreadyExists``
+        when another record holds one, and nothing is written. An Azure run's own answer outranks a
+        contest: a record that owns a run another only contests takes the index row over. A record
+        another writer changed or moved raises ``ConcurrentUpdate``.
         """
+        keys = [owns] if isinstance(owns, str) else list(owns)
+        try:
+            return self._save(run, keep_live, keys, contests, taken={})
+        except AlreadyExists:
+            if contests or len(keys) != 1:
+                raise
+            held = self._owner_row(run.target, keys[0])
+            if held is None or not held.get("Contested"):
+                raise
+            return self._save(run, keep_live, keys, contests, taken={keys[0]: str(held.metadata["etag"])})
+
+    def _save(self, run: Run, keep_live: bool | None, keys: list[str], contests: bool, taken: Mapping[str, str]) -> Run:
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
         operations, row_key = _save_operations(run, keep_live)
-        if owns is not None:
-            operations.insert(0, ("create", {"PartitionKey": run.target, "RowKey": OWNER + owns, "RunId": run.id}))
+        for key in keys:
+            row: dict[str, Any] = {"PartitionKey": run.target, "RowKey": OWNER + key, "RunId": run.id}
+            if contests:
+                row["Contested"] = True
+            if key in taken:
+                condition = {
+                    "mode": UpdateMode.REPLACE,
+                    "etag": taken[key],
+                    "match_condition": MatchConditions.IfNotModified,
+                }
+                operations.insert(0, ("update", row, condition))
+            else:
+                operations.insert(0, ("create", row))
         with _guarded("update the run", moved_is_conflict=True):
             if len(operations) == 1:
                 _, entity, condition = operations[0]
@@ -185,16 +216,22 @@ class RunRegistry:
             flush()
         return results
 
-    def owner_of(self, target: str, key: str) -> str | None:
-        """The id of the run that owns the Azure run ``key`` names (see ``save(owns=...)``), or None."""
+    def owner_of(self, target: str, key: str, *, contests_count: bool = True) -> str | None:
+        """The id of the run that owns the Azure run ``key`` names (see ``save``), or None; a run that
+        only contests it counts unless ``contests_count`` is false (for a proof, which outranks it)."""
+        entity = self._owner_row(target, key)
+        if entity is None or (not contests_count and entity.get("Contested")):
+            return None
+        return str(entity["RunId"])
+
+    def _owner_row(self, target: str, key: str) -> Any:
         from azure.core.exceptions import ResourceNotFoundError
 
         with _guarded("read who owns an Azure run"):
             try:
-                entity = self._table.get_entity(target, OWNER + key)
+                return self._table.get_entity(target, OWNER + key)
             except ResourceNotFoundError:
                 return None
-        return str(entity["RunId"])
 
     @staticmethod
     def is_live(run: Run) -> bool:
@@ -319,10 +356,11 @@ class RunRegistry:
             pages = self._table.query_entities(query, parameters=params, results_per_page=limit).by_page()
             return [_from_entity(entity) for entity in next(pages, [])]
 
-    def delete(self, runs: list[Run], owned: Mapping[str, str]) -> int:
+    def delete(self, runs: list[Run], owned: Mapping[str, Sequence[str]]) -> int:
         """Deletes past runs of one target with the ownership rows that point at them (``owned``: run
-        id to ownership key), a transaction per 50 runs; a run changed since it was read stays, as
-        does a batch that fails, run by run. Returns how many runs were deleted."""
+        id to ownership keys), a transaction per 50 runs at most (fewer when runs hold several rows);
+        a run changed since it was read stays, as does a batch that fails, run by run. Returns how many
+        runs were deleted."""
         from azure.core import MatchConditions
 
         def operations(run: Run) -> list[Any]:
@@ -330,14 +368,24 @@ class RunRegistry:
                 raise ValueError("only past runs read from the registry are deleted")
             condition = {"etag": run.etag, "match_condition": MatchConditions.IfNotModified}
             found: list[Any] = [("delete", {"PartitionKey": run.target, "RowKey": run.row_key}, condition)]
-            if run.id in owned:
-                found.append(("delete", {"PartitionKey": run.target, "RowKey": OWNER + owned[run.id]}))
+            found.extend(
+                ("delete", {"PartitionKey": run.target, "RowKey": OWNER + key}) for key in owned.get(run.id, ())
+            )
             return found
 
+        chunks: list[list[Run]] = [[]]
+        size = 0
+        for run in runs:
+            count = 1 + len(owned.get(run.id, ()))
+            if size + count > TRANSACTION_LIMIT:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(run)
+            size += count
         deleted = 0
-        batch = TRANSACTION_LIMIT // 2
-        for first in range(0, len(runs), batch):
-            chunk = runs[first : first + batch]
+        for chunk in chunks:
+            if not chunk:
+                continue
             try:
                 with _guarded("delete expired runs", moved_is_conflict=True):
                     self._table.submit_transaction([op for run in chunk for op in operations(run)])

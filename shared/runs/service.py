@@ -301,7 +301,7 @@ class RunService:
         owner = kind_named(run.kind).ownership_key(run, submitted.upstream_run_id)
         return StartResult(self._record(started, owns=owner), replayed=False)
 
-    def _record(self, run: Run, *, owns: str | None = None) -> Run:
+    def _record(self, run: Run, *, owns: str | tuple[str, ...] = ()) -> Run:
         """Saves the outcome (and, with ``owns``, that the run owns that Azure run); if storage fails
         now, the record stays Submitting and the poller reconciles it, so the caller still gets the
         run Azure accepted."""

@@ -16,7 +16,7 @@ import pytest
 from offline.emulator import Fault
 from offline.stack import OfflineStack
 from shared.azure.queues import JsonQueue
-from shared.azure.storage import ConcurrentUpdate
+from shared.azure.storage import AlreadyExists, ConcurrentUpdate
 from shared.context import AppContext
 from shared.kinds.datafactory import DATAFACTORY
 from shared.kinds.pipelines import StartOptions
@@ -235,7 +235,8 @@ def test_two_lost_starts_with_the_same_parameters_do_not_take_each_others_run(
     context: AppContext, stack: OfflineStack, adf: str
 ) -> None:
     """One create never reached Azure, the other did and lost its answer: one Azure run, two records that
-    could each own it. Neither takes it; both end Unknown naming it and each other."""
+    could each own it. Neither takes it, not even after the other has given up: both end Unknown, and
+    the one that gave up first holds the run as contested, naming it and the other record."""
     parameters = probe()
     stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="before", count=1))
     never_reached = started(adf, "ingest_customers", parameters=parameters)
@@ -247,7 +248,23 @@ def test_two_lost_starts_with_the_same_parameters_do_not_take_each_others_run(
     assert [context.registry.get(r).upstream_run_id for r in (never_reached, answer_lost)] == [None, None]
 
     Poller(context, submit_grace=timedelta(0), unknown_after=timedelta(0)).tick()
-    for record, other in ((never_reached, answer_lost), (answer_lost, never_reached)):
-        run = context.registry.get(record)
-        assert run.status == RunStatus.UNKNOWN and run.upstream_run_id is None
-        assert the_run in run.message and other in run.message, run.message
+    records = [context.registry.get(r) for r in (never_reached, answer_lost)]
+    assert [(r.status, r.upstream_run_id) for r in records] == [(RunStatus.UNKNOWN, None)] * 2
+    (holder,) = [r for r in records if r.contested == the_run]
+    (other,) = [r for r in records if r is not holder]
+    assert the_run in holder.message and other.id in holder.message, holder.message
+    key = DATAFACTORY.ownership_key(holder, the_run)
+    assert context.registry.owner_of(adf, key) == holder.id
+
+
+def test_an_azure_answer_outranks_another_records_contest(context: AppContext, stack: OfflineStack, adf: str) -> None:
+    contesting = context.registry.get(started(adf, "daily_load", parameters=probe()))
+    answered = context.registry.get(started(adf, "daily_load", parameters=probe()))
+    key = DATAFACTORY.ownership_key(answered, "9f0e2c1a-0000-4000-8000-000000000001")
+    context.registry.save(contesting.evolve(status=RunStatus.UNKNOWN), keep_live=True, owns=[key], contests=True)
+
+    context.registry.save(answered.evolve(message="Azure said so"), owns=key)
+
+    assert context.registry.owner_of(adf, key) == answered.id
+    with pytest.raises(AlreadyExists):  # an owner, unlike a contest, is never displaced
+        context.registry.save(context.registry.get(contesting.id).evolve(message="guess"), owns=key)
