@@ -24,6 +24,8 @@ from shared.errors import GatewayError, NotFound
 from shared.runs.model import utcnow
 
 PEEK_LIMIT = 32
+# A queue is browsed up to this many messages: enough to pick the newest, bounded for a backlog.
+BROWSE_LIMIT = 1000
 BROWSE_HIDE_SECONDS = 30
 
 
@@ -143,14 +145,16 @@ class Inbox:
         return queue
 
     def _read(self, name: str, limit: int, *, browse: bool) -> list[Alert]:
+        """The queue's alerts, as many as can be seen: a queue is oldest first, so the newest ``limit``
+        are picked from all of them (up to ``BROWSE_LIMIT``), not from the first ``limit``."""
         queue = self._queue(name)
         count = queue.count()
         if count == 0:
             return []
         if count <= PEEK_LIMIT or not browse:
-            peeked = (read_alert(message) for message in queue.peek(min(limit, PEEK_LIMIT)))
+            peeked = (read_alert(message) for message in queue.peek(PEEK_LIMIT))
             return [alert for alert in peeked if alert is not None]
-        received = queue.receive(limit, visibility_timeout=BROWSE_HIDE_SECONDS)
+        received = queue.receive(min(count + PEEK_LIMIT, BROWSE_LIMIT), visibility_timeout=BROWSE_HIDE_SECONDS)
         for message in received:
             queue.release(message)
         return [alert for alert in (_parse(message) for message in received) if alert is not None]

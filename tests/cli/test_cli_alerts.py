@@ -55,6 +55,24 @@ def test_alerts_shows_past_the_32_messages_storage_lets_anyone_peek(
     assert context.alerts.count() == 41 and len(context.alerts.peek()) == 32, "all still there and visible"
 
 
+def test_alerts_limit_shows_the_newest_not_the_first_on_the_queue(
+    cli: Cli, context: AppContext, fail_and_alert: Callable[..., list[str]], adf: str
+) -> None:
+    fail_and_alert((adf, "copy_sales"))
+    alert = context.alerts.peek()[0]
+    raised = datetime.fromisoformat(alert["raisedAt"])
+    for index in range(40):
+        later = (raised + timedelta(minutes=index + 1)).isoformat().replace("+00:00", "Z")
+        context.alerts.send({**alert, "alertId": f"{alert['runId']}:copy{index}", "raisedAt": later})
+
+    listed = cli("alerts", "--json", "--limit", "5")
+
+    assert listed.returncode == 0, listed.stderr
+    assert [a["alertId"].rsplit(":", 1)[1] for a in json.loads(listed.stdout)] == [
+        f"copy{index}" for index in (39, 38, 37, 36, 35)
+    ]
+
+
 def test_alert_shows_one_alert_in_full_by_any_unique_part_of_its_id(
     cli: Cli, fail_and_alert: Callable[..., list[str]], adf: str
 ) -> None:
