@@ -93,7 +93,7 @@ class Inbox:
                 acknowledged.add(record.alert_id)  # its repeats on the queues are handled too
         queued_state = Waiting.FORWARDING if self.forwarding else Waiting.QUEUED
         for name, state in ((self.poison_name, Waiting.UNDELIVERED), (self.queue_name, queued_state)):
-            for alert in self._read(name, limit, browse=(name == self.poison_name or not self.forwarding)):
+            for alert in self._read(name, browse=(name == self.poison_name or not self.forwarding)):
                 if alert.alertId not in entries and alert.alertId not in acknowledged:
                     entries[alert.alertId] = Entry(alert, state)
         return sorted(entries.values(), key=lambda entry: entry.raised_at, reverse=True)[:limit]
@@ -144,9 +144,9 @@ class Inbox:
             self._queues[name] = queue
         return queue
 
-    def _read(self, name: str, limit: int, *, browse: bool) -> list[Alert]:
-        """The queue's alerts, as many as can be seen: a queue is oldest first, so the newest ``limit``
-        are picked from all of them (up to ``BROWSE_LIMIT``), not from the first ``limit``."""
+    def _read(self, name: str, *, browse: bool) -> list[Alert]:
+        """The queue's alerts, as many as can be seen: a queue is oldest first, so a caller picks the
+        newest from all of them (up to ``BROWSE_LIMIT``), never from the first few."""
         queue = self._queue(name)
         count = queue.count()
         if count == 0:
