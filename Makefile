@@ -16,6 +16,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt pyproject.toml
+	@echo "Installing the Python packages into $(VENV)/ (a few minutes the first time)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt 2> >(grep -v 'is ignored: it is neither' >&2)
@@ -23,11 +24,13 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt pyproject
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
+	@echo "Installing Azurite into node_modules/ (a minute the first time)..."
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # checkov pins packages that conflict with the test tools, so it has a virtual environment of its own.
 $(CHECKOV_STAMP): requirements-checkov.txt
+	@echo "Installing checkov into $(CHECKOV_VENV)/ (a minute the first time)..."
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt 2> >(grep -v 'is ignored: it is neither' >&2)

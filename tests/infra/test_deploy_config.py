@@ -3,6 +3,7 @@ infrastructure: one-command deploy, OIDC without secrets, and documented roles."
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,13 @@ def test_funcignore_keeps_development_files_out_of_the_package() -> None:
     assert not missing, f".funcignore does not exclude {missing}"
     for kept in ("shared", "function_app.py", "host.json", "requirements.txt"):
         assert kept not in entries, f".funcignore must not exclude {kept}"
+
+
+def test_one_node_version_across_readme_ci_and_package_json() -> None:
+    """Azurite runs on the Node.js the README names; CI tests with that version and npm enforces it."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    workflow = (REPO / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    package = json.loads((REPO / "package.json").read_text(encoding="utf-8"))
+    (named,) = set(re.findall(r"Node\.js (\d+)", readme))
+    (tested,) = set(re.findall(r'node-version: "(\d+)"', workflow))
+    assert named == tested == package["engines"]["node"].removeprefix(">=")
