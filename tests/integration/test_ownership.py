@@ -268,3 +268,21 @@ def test_an_azure_answer_outranks_another_records_contest(context: AppContext, s
     assert context.registry.owner_of(adf, key) == answered.id
     with pytest.raises(AlreadyExists):  # an owner, unlike a contest, is never displaced
         context.registry.save(context.registry.get(contesting.id).evolve(message="guess"), owns=key)
+
+
+def test_a_correlation_proof_outranks_another_records_contest(
+    stack: OfflineStack, names: dict[str, str], adf: str
+) -> None:
+    app = install_context(stack, names, pipelines=[{"match": "correlated", "correlationParameter": "gatewayRunId"}])
+    parameters = probe()
+    stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="drop", when="after", count=1))
+    lost = started(adf, "correlated", parameters=parameters)
+    (its_run,) = upstream_runs(stack, "correlated", {**parameters, "gatewayRunId": lost})
+    guesser = app.registry.get(started(adf, "correlated", parameters=probe()))
+    key = DATAFACTORY.ownership_key(guesser, its_run)
+    app.registry.save(guesser.evolve(status=RunStatus.UNKNOWN), keep_live=True, owns=[key], contests=True)
+
+    Poller(app, submit_grace=timedelta(0)).tick()
+
+    assert app.registry.get(lost).upstream_run_id == its_run
+    assert app.registry.owner_of(adf, key) == lost
