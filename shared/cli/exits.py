@@ -7,6 +7,7 @@ mean the same on the command line as in the HTTP API.
 from __future__ import annotations
 
 from shared.errors import ConfigurationError, GatewayError
+from shared.runs.model import RunStatus
 
 OK = 0
 FAILED = 1  # something unexpected; the message says what
@@ -16,6 +17,9 @@ CONFLICT = 4  # the run's state forbids it (already finished, still running)
 CONFIGURATION = 5  # settings or catalog missing or invalid
 UNAVAILABLE = 6  # Azure, Storage or the identity cannot be reached or refused us: try again or fix access
 UNHEALTHY = 7  # targets: a diagnostics check failed
+RUN_FAILED = 8  # run --follow: the run failed, or Azure refused to start it
+RUN_CANCELLED = 9  # run --follow: the run was cancelled
+RUN_UNKNOWN = 10  # run --follow: the gateway could not tell whether the run started
 INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
 
 TABLE = (
@@ -27,6 +31,9 @@ TABLE = (
     (CONFIGURATION, "settings or catalog missing or invalid"),
     (UNAVAILABLE, "Azure, Storage or the identity unavailable or refusing"),
     (UNHEALTHY, "targets: a diagnostics check failed"),
+    (RUN_FAILED, "run --follow: the run failed or was refused"),
+    (RUN_CANCELLED, "run --follow: the run was cancelled"),
+    (RUN_UNKNOWN, "run --follow: the run's start is unknown"),
     (INTERRUPTED, "interrupted"),
 )
 
@@ -41,3 +48,14 @@ def for_error(error: GatewayError) -> int:
     if 400 <= error.status < 500:
         return USAGE
     return UNAVAILABLE
+
+
+def for_run(status: str) -> int:
+    """How a run that has ended ended, for ``run --follow``: scripts wait on it as on a process."""
+    return {
+        RunStatus.SUCCEEDED: OK,
+        RunStatus.FAILED: RUN_FAILED,
+        RunStatus.REJECTED: RUN_FAILED,
+        RunStatus.CANCELLED: RUN_CANCELLED,
+        RunStatus.UNKNOWN: RUN_UNKNOWN,
+    }[status]

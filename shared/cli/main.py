@@ -27,7 +27,7 @@ from shared.cli.inbox import Entry, Inbox, Waiting
 from shared.cli.output import Output
 from shared.cli.session import Session, apply_configuration, parse_overrides, settings_file_values
 from shared.errors import GatewayError
-from shared.runs.model import Run, RunStatus, iso_time
+from shared.runs.model import Run, RunStatus, iso_time, utcnow
 
 if TYPE_CHECKING:
     from shared.api.views import RunView
@@ -342,9 +342,19 @@ def _run_view(session: Session, run: Run) -> RunView:
 
 @cli.command()
 @click.argument("run_id", metavar="ID")
-@json_option("Print the run, its rerun chain and its alerts as JSON.")
-def run(run_id: str, as_json: bool) -> int:
-    """One run: details, rerun chain, alerts, the pipeline's runs."""
+@click.option("--follow", "-f", is_flag=True, help="Wait for the run to end, printing each change; exit as it ended.")
+@click.option(
+    "--interval", type=click.FloatRange(0.2, 3600), default=10.0, show_default=True, help="Seconds between looks."
+)
+@json_option("Print the run, its rerun chain and its alerts as JSON (with --follow: each change, one per line).")
+def run(run_id: str, follow: bool, interval: float, as_json: bool) -> int:
+    """One run: details, rerun chain, alerts, the pipeline's runs.
+
+    With --follow, wait until it ends, printing each change of status, and exit as it ended: 0
+    succeeded, 8 failed (or refused), 9 cancelled, 10 unknown; scripts can wait on a run as on a process.
+    """
+    if follow:
+        return _follow(run_id, interval, as_json)
     from shared.api.views import chain_view
     from shared.cli.render import run_detail
     from shared.runs.service import Caller, RunService
@@ -378,6 +388,35 @@ def run(run_id: str, as_json: bool) -> int:
         return exits.OK
     state.out.show(run_detail(view, chain, records, sorted(recent, key=lambda r: r.created_at, reverse=True)))
     return exits.OK
+
+
+def _follow(run_id: str, interval: float, as_json: bool) -> int:
+    """Reads the run until it ends (the poller records how), printing it whenever its status changes."""
+    state = _state()
+    registry = state.session.context.registry
+    seen: str | None = None
+    try:
+        while True:
+            try:
+                current = registry.get(run_id)
+            except GatewayError as exc:
+                if exc.status == 404:
+                    raise
+                state.out.problem(f"{exc.detail} (still following)")  # a Storage hiccup does not end a wait
+                time.sleep(interval)
+                continue
+            if current.status != seen:
+                seen = current.status
+                if as_json:
+                    state.out.json(_run_view(state.session, current).json_view(), lines=True)
+                else:
+                    message = f": {current.message}" if current.message and current.terminal else ""
+                    state.out.show(f"{iso_time(utcnow())} {current.id} {current.status}{message}")
+            if current.terminal:
+                return exits.for_run(current.status)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return exits.INTERRUPTED
 
 
 def _caller(session: Session, run: Run) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 from offline.emulator import Fault
@@ -110,3 +111,26 @@ def test_targets_lists_the_catalog_and_exits_7_when_a_check_fails(
     report = {item["target"]["name"]: item for item in json.loads(broken.stdout)["value"]}
     assert report[adf]["healthy"] is False and report[synapse]["healthy"] is True
     assert listed.returncode == 0 and [t["name"] for t in json.loads(listed.stdout)["value"]] == [adf, synapse]
+
+
+def test_run_follow_waits_for_the_end_and_exits_as_the_run_ended(
+    cli: Cli, context: AppContext, stack: OfflineStack, adf: str
+) -> None:
+    failing = started(adf, "copy_sales")
+    succeeding = started(adf, "daily_load")
+    follow_failing = cli.popen("run", failing, "--follow", "--interval", "0.3")
+    follow_succeeding = cli.popen("run", succeeding, "--follow", "--json", "--interval", "0.3")
+    try:
+        time.sleep(1.5)  # both are following a run in flight
+        stack.emulator.clock.advance(FINISH)
+        Poller(context).tick()
+        failed_out, _ = follow_failing.communicate(timeout=30)
+        succeeded_out, _ = follow_succeeding.communicate(timeout=30)
+    finally:
+        for process in (follow_failing, follow_succeeding):
+            if process.poll() is None:
+                process.kill()
+    assert follow_failing.returncode == 8
+    assert "Queued" in failed_out and f"{failing} Failed: " in failed_out
+    assert follow_succeeding.returncode == 0
+    assert [json.loads(line)["status"] for line in succeeded_out.splitlines()][-1] == "Succeeded"
