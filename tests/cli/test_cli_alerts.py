@@ -37,15 +37,20 @@ def test_alerts_lists_the_failures_newest_first_without_taking_them(
     assert json.loads(raw.stdout) == sorted(context.alerts.peek(), key=lambda a: a["raisedAt"], reverse=True)
 
 
+def queue_later_copies(context: AppContext, count: int) -> None:
+    """Copies of the one alert on the queue, ``copy0``.. raised a minute apart after it (newest last)."""
+    alert = context.alerts.peek()[0]
+    raised = datetime.fromisoformat(alert["raisedAt"])
+    for index in range(count):
+        later = (raised + timedelta(minutes=index + 1)).isoformat().replace("+00:00", "Z")
+        context.alerts.send({**alert, "alertId": f"{alert['runId']}:copy{index}", "raisedAt": later})
+
+
 def test_alerts_shows_past_the_32_messages_storage_lets_anyone_peek(
     cli: Cli, context: AppContext, fail_and_alert: Callable[..., list[str]], adf: str
 ) -> None:
     fail_and_alert((adf, "copy_sales"))
-    alert = context.alerts.peek()[0]
-    raised = datetime.fromisoformat(alert["raisedAt"])
-    for index in range(40):
-        later = (raised + timedelta(minutes=index + 1)).isoformat().replace("+00:00", "Z")
-        context.alerts.send({**alert, "alertId": f"{alert['runId']}:copy{index}", "raisedAt": later})
+    queue_later_copies(context, 40)
 
     listed = cli("alerts", "--json", "--limit", "100")
 
@@ -59,11 +64,7 @@ def test_alerts_limit_shows_the_newest_not_the_first_on_the_queue(
     cli: Cli, context: AppContext, fail_and_alert: Callable[..., list[str]], adf: str
 ) -> None:
     fail_and_alert((adf, "copy_sales"))
-    alert = context.alerts.peek()[0]
-    raised = datetime.fromisoformat(alert["raisedAt"])
-    for index in range(40):
-        later = (raised + timedelta(minutes=index + 1)).isoformat().replace("+00:00", "Z")
-        context.alerts.send({**alert, "alertId": f"{alert['runId']}:copy{index}", "raisedAt": later})
+    queue_later_copies(context, 40)
 
     listed = cli("alerts", "--json", "--limit", "5")
 
