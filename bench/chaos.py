@@ -106,7 +106,7 @@ from urllib3.exceptions import NewConnectionError
 
 from bench.harness import wait_for
 from offline.azurite import Azurite, _die_with_parent, free_ports
-from offline.stack import ROOT, catalog_for
+from offline.stack import ROOT, app_settings, catalog_for
 from offline.tls import ensure_tls_files
 
 # -- the estate and the work -------------------------------------------------------------------
@@ -359,16 +359,7 @@ SCALED_TIMINGS = {
 def app_environment(info: Mapping[str, Any], azurite: Azurite, ca_bundle: Path, poll_seconds: int) -> dict[str, str]:
     """The app settings of the stack: identity, catalog, storage, and a poller that fans out every few seconds."""
     return {
-        "IDENTITY_ENDPOINT": info["identity_endpoint"],
-        "IDENTITY_HEADER": info["identity_header"],
-        "AZURE_CLIENT_ID": info["client_id"],
-        "REQUESTS_CA_BUNDLE": str(ca_bundle),
-        "GATEWAY_CATALOG": json.dumps(catalog_for(info)),
-        "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
-        "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
-        "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,
-        "GATEWAY_STORAGE__credential": "managedidentity",
-        "GATEWAY_STORAGE__clientId": info["client_id"],
+        **app_settings(info, azurite, ca_bundle, catalog_for(info)),
         "GATEWAY_POLL_SCHEDULE": f"*/{poll_seconds} * * * * *",
         "GATEWAY_POLL_FANOUT": "true",
         "GATEWAY_POLL_QUEUE": "gateway-poll",

@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from offline.azurite import Azurite, _die_with_parent
-from offline.stack import ROOT, catalog_for
+from offline.stack import ROOT, app_settings, catalog_for
 from offline.tls import ensure_tls_files
 
 STARTUP_SECONDS = 60
@@ -110,18 +110,7 @@ def gateway(
     try:
         info = wait_for(emulator_info, emulator, "the emulator")
         with Azurite(workdir / "azurite", tls) as azurite:
-            env = {
-                **os.environ,
-                "IDENTITY_ENDPOINT": info["identity_endpoint"],
-                "IDENTITY_HEADER": info["identity_header"],
-                "AZURE_CLIENT_ID": info["client_id"],
-                "REQUESTS_CA_BUNDLE": str(tls.ca_bundle),
-                "GATEWAY_CATALOG": json.dumps(catalog(info)),
-                "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
-                "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
-                "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,
-                **(settings or {}),
-            }
+            env = {**os.environ, **app_settings(info, azurite, tls.ca_bundle, catalog(info)), **(settings or {})}
             env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
             app_info = workdir / "app.json"
             app = _child(["-m", "bench.harness", "--serve", str(app_info)], env)

@@ -29,7 +29,7 @@ from typing import Any
 import requests
 
 from offline.azurite import Azurite
-from offline.stack import catalog_for
+from offline.stack import app_settings, catalog_for
 from offline.tls import ensure_tls_files
 
 LONG, DONE, FAILS = "etl_long", "etl_done", "etl_fails"
@@ -106,17 +106,7 @@ def admin(info: dict[str, Any], method: str, path: str, body: dict[str, Any] | N
 
 
 def environment(info: dict[str, Any], azurite: Azurite, ca_bundle: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "IDENTITY_ENDPOINT": info["identity_endpoint"],
-        "IDENTITY_HEADER": info["identity_header"],
-        "AZURE_CLIENT_ID": info["client_id"],
-        "REQUESTS_CA_BUNDLE": str(ca_bundle),
-        "GATEWAY_CATALOG": json.dumps(catalog_for(info)),
-        "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
-        "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
-        "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,
-    }
+    return {**os.environ, **app_settings(info, azurite, ca_bundle, catalog_for(info))}
 
 
 def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:

@@ -60,6 +60,24 @@ def catalog_for(info: Mapping[str, Any], *, alert_on_cancelled: bool = False) ->
     return {"targets": targets, "alertOnCancelled": alert_on_cancelled}
 
 
+def app_settings(
+    info: Mapping[str, Any], azurite: Azurite, ca_bundle: Path, catalog: Mapping[str, Any]
+) -> dict[str, str]:
+    """The settings that point the app at an emulator (identity, ARM) and an Azurite (tables, queues)."""
+    return {
+        "IDENTITY_ENDPOINT": info["identity_endpoint"],
+        "IDENTITY_HEADER": info["identity_header"],
+        "AZURE_CLIENT_ID": info["client_id"],
+        "REQUESTS_CA_BUNDLE": str(ca_bundle),
+        "GATEWAY_CATALOG": json.dumps(catalog),
+        "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
+        "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
+        "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,
+        "GATEWAY_STORAGE__credential": "managedidentity",
+        "GATEWAY_STORAGE__clientId": info["client_id"],
+    }
+
+
 class OfflineStack:
     def __init__(
         self,
@@ -105,18 +123,8 @@ class OfflineStack:
 
     def environment(self) -> dict[str, str]:
         """The app settings (and identity variables) that point the app at this stack."""
-        info = self.emulator.info
         return {
-            "IDENTITY_ENDPOINT": info["identity_endpoint"],
-            "IDENTITY_HEADER": info["identity_header"],
-            "AZURE_CLIENT_ID": info["client_id"],
-            "REQUESTS_CA_BUNDLE": str(self.tls.ca_bundle),
-            "GATEWAY_CATALOG": json.dumps(self.catalog),
-            "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
-            "GATEWAY_STORAGE__tableServiceUri": self.azurite.table_endpoint,
-            "GATEWAY_STORAGE__queueServiceUri": self.azurite.queue_endpoint,
-            "GATEWAY_STORAGE__credential": "managedidentity",
-            "GATEWAY_STORAGE__clientId": info["client_id"],
+            **app_settings(self.emulator.info, self.azurite, self.tls.ca_bundle, self.catalog),
             "GATEWAY_POLL_SCHEDULE": SCHEDULE_EVERY_10_SECONDS,
             "GATEWAY_POLL_QUEUE": "gateway-poll",
             # The local host resolves %GATEWAY_ALERT_QUEUE% (the alert forwarder's trigger) from here.

@@ -132,7 +132,6 @@ class FailureDetails:
 @dataclass
 class Observation:
     runs: dict[str, Observed] = field(default_factory=dict)
-    calls: int = 0
     # How far Azure's clock runs ahead of ours: the times in ``runs`` are Azure's.
     clock_offset: timedelta = timedelta(0)
 

@@ -230,17 +230,15 @@ class SparkPoolSource:
     def observe(self, runs: Sequence[Run], now: datetime) -> Observation:
         observation = Observation()
         first, total = self._client.list_batches(0)
-        observation.calls += 1
+        observation.clock_offset = self._client.clock_offset()
         self._add(observation, first)
         pages = math.ceil(total / LIST_PAGE)
         lost = [r.created_at for r in runs if r.upstream_run_id is None]
         if pages - 1 <= len(runs):
             for page in range(1, pages):
                 self._add(observation, self._client.list_batches(page * LIST_PAGE)[0])
-                observation.calls += 1
         elif lost:
-            self._newest_since(observation, total, min(lost) - WINDOW_SKEW + self._client.clock_offset())
-        observation.clock_offset = self._client.clock_offset()
+            self._newest_since(observation, total, min(lost) - WINDOW_SKEW + observation.clock_offset)
         return observation
 
     def _newest_since(self, observation: Observation, total: int, since: datetime) -> None:
@@ -250,7 +248,6 @@ class SparkPoolSource:
         while start > LIST_PAGE:  # the first page is read already
             start = max(LIST_PAGE, start - LIST_PAGE)
             batches = self._client.list_batches(start)[0]
-            observation.calls += 1
             self._add(observation, batches)
             submitted = [b.submitted for b in batches if b.submitted is not None]
             if not batches or (submitted and min(submitted) < since):

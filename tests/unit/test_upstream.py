@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -272,3 +273,21 @@ def test_error_without_json_body_still_maps() -> None:
     session = ScriptedSession(response(404, raw=b"not json"))
     with pytest.raises(UpstreamNotFound, match="HTTP 404"):
         call(client(session)[0])
+
+
+def test_the_services_clock_offset_comes_from_the_date_of_its_answers() -> None:
+    """Reconciliation compares run times Azure wrote with our clock: the offset must be Azure's own."""
+    from email.utils import format_datetime
+
+    ahead = datetime.now(UTC) + timedelta(minutes=7)
+    session = ScriptedSession(response(200, {}, {"Date": format_datetime(ahead, usegmt=True)}), response(200, {}))
+    upstream, _ = client(session)
+    assert upstream.clock_offset(URL) == timedelta(0), "nothing heard yet: no offset"
+
+    call(upstream)
+    offset = upstream.clock_offset(URL)
+    call(upstream)  # an answer without a Date keeps the last offset
+
+    assert timedelta(minutes=6, seconds=58) < offset < timedelta(minutes=7, seconds=2)
+    assert upstream.clock_offset(URL) == offset
+    assert upstream.clock_offset("https://other.example/") == timedelta(0), "kept per host"
