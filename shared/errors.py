@@ -218,10 +218,14 @@ class UpstreamRejected(UpstreamError):
 
 
 class UpstreamForbidden(UpstreamError):
-    """The gateway's identity lacks a role; ``hint`` names it."""
+    """The gateway's identity lacks a role; ``role`` names it (and the detail says so)."""
 
     slug = "upstream-forbidden"
     title = "The gateway's identity is not authorized in Azure"
+
+    def __init__(self, detail: str, *, role: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.role = role
 
 
 class UpstreamUnauthenticated(UpstreamError):

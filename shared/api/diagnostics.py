@@ -2,7 +2,9 @@
 
 Operators run this right after a deployment. Each kind working on the target contributes its checks,
 one cheap read-only call each on the path the app depends on (the management plane, the run reads the
-poller makes, each listed Spark pool); a refused call says which role is missing and where.
+poller makes, each listed Spark pool, the private network path to the target); each check is ok, a
+warning or an error, a refused call says which role is missing and where, and the report's summary
+line names what needs a person.
 
 A target's checks are reused for ``CHECK_TTL`` in process memory (``CheckCache``), so repeated or
 concurrent requests do not multiply Azure calls; the report says when its checks ran. Nothing here is
@@ -19,7 +21,7 @@ from datetime import datetime, timedelta
 from shared.api.views import TargetDiagnostics, target_view
 from shared.config.targets import TargetEntry
 from shared.kinds.base import Azure
-from shared.kinds.checks import Check
+from shared.kinds.checks import Check, summary
 from shared.kinds.registry import kinds_of
 from shared.runs.model import iso_time, utcnow
 
@@ -61,6 +63,7 @@ def diagnose(
     report = TargetDiagnostics(
         target=target_view(target, product, operator=operator),
         healthy=all(check.ok for check in checked.checks),
+        summary=summary(checked.checks),
         checks=checked.checks,
         checkedAt=iso_time(checked.at) or "",
     )

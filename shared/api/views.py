@@ -162,7 +162,10 @@ class TargetDiagnostics(View):
     """A target as the caller may see it, and whether the gateway's identity reaches it."""
 
     target: TargetView
-    healthy: bool
+    healthy: bool = Field(description="No check is an error (warnings need a person but do not break the app).")
+    summary: str = Field(
+        description='One line: "all 7 checks ok", or "2 errors, 1 warning: " and the names of those checks.'
+    )
     checks: list[Check]
     checkedAt: Timestamp = Field(
         description="When the checks ran: results are reused for a minute (the `Age` header says how old)."
@@ -172,6 +175,7 @@ class TargetDiagnostics(View):
         return {
             "target": self.target.json_view(),
             "healthy": self.healthy,
+            "summary": self.summary,
             "checks": [check.model_dump(mode="json", exclude_none=True) for check in self.checks],
             "checkedAt": self.checkedAt,
         }

@@ -104,10 +104,14 @@ class UpstreamClient:
         method: str,
         url: str,
         *,
-        scope: str,
+        scope: str | None,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+        text: bool = False,
     ) -> UpstreamResponse:
+        """One call; ``scope`` None sends no token, for URLs Azure hands out that carry their own
+        credential or need none (a log's SAS URL, Azure ML's discovery document): a bearer token must
+        not travel to a host only because an answer named it. ``text`` reads the body as text."""
         import requests
 
         waited = 0.0
@@ -115,7 +119,7 @@ class UpstreamClient:
         refreshed_token = False
         while True:
             attempt += 1
-            token = self._tokens.token(scope)
+            token = self._tokens.token(scope) if scope else None
             try:
                 response = self._send(method, url, token, params, body, operation)
             except requests.RequestException as exc:
@@ -126,8 +130,9 @@ class UpstreamClient:
                 continue
             request_id = response.headers.get("x-ms-request-id")
             if response.status_code < 400:
-                return UpstreamResponse(response.status_code, _json(response, operation, request_id), request_id)
-            if response.status_code == 401 and not refreshed_token:
+                answer = response.text if text else _json(response, operation, request_id)
+                return UpstreamResponse(response.status_code, answer, request_id)
+            if response.status_code == 401 and scope and token and not refreshed_token:
                 # Not processed by Azure (not even a create): a token that expired early, was revoked or
                 # lacks challenged claims is replaced by a new one and the call sent again, once.
                 self._tokens.refused(scope, token, _claims_challenge(response))
@@ -146,14 +151,21 @@ class UpstreamClient:
             raise self._status_error(operation, response, request_id)
 
     def _send(
-        self, method: str, url: str, token: str, params: Mapping[str, str] | None, body: Any, operation: Operation
+        self,
+        method: str,
+        url: str,
+        token: str | None,
+        params: Mapping[str, str] | None,
+        body: Any,
+        operation: Operation,
     ) -> requests.Response:
         headers = {
-            "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "x-ms-client-request-id": str(uuid.uuid4()),
             "x-ms-correlation-request-id": telemetry.correlation_id() or str(uuid.uuid4()),
         }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         data = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"))
@@ -199,7 +211,9 @@ class UpstreamClient:
             return UpstreamNotFound(f"{where}: {message}", **common)
         if status == 403:
             return UpstreamForbidden(
-                f"{where} was refused: {message} Hint: the gateway's identity needs {operation.role_hint}.", **common
+                f"{where} was refused: {message} Hint: the gateway's identity needs {operation.role_hint}.",
+                role=operation.role_hint,
+                **common,
             )
         if status == 401:
             return UpstreamUnauthenticated(f"{where}: Azure refused the gateway's token: {message}", **common)

@@ -16,7 +16,7 @@ NOT_FOUND = 3  # no such alert, run or target
 CONFLICT = 4  # the run's state forbids it (already finished, still running)
 CONFIGURATION = 5  # settings or catalog missing or invalid
 UNAVAILABLE = 6  # Azure, Storage or the identity cannot be reached or refused us: try again or fix access
-UNHEALTHY = 7  # targets: a diagnostics check failed
+UNHEALTHY = 7  # targets: a diagnostics check is a warning or an error (something needs a person)
 RUN_FAILED = 8  # run --follow: the run failed, or Azure refused to start it
 RUN_CANCELLED = 9  # run --follow: the run was cancelled
 RUN_UNKNOWN = 10  # run --follow: the gateway could not tell whether the run started
@@ -30,7 +30,7 @@ TABLE = (
     (CONFLICT, "the run's state does not allow it"),
     (CONFIGURATION, "settings or catalog missing or invalid"),
     (UNAVAILABLE, "Azure, Storage or the identity unavailable or refusing"),
-    (UNHEALTHY, "targets: a diagnostics check failed"),
+    (UNHEALTHY, "targets: a diagnostics check is a warning or an error"),
     (RUN_FAILED, "run --follow: the run failed or was refused"),
     (RUN_CANCELLED, "run --follow: the run was cancelled"),
     (RUN_UNKNOWN, "run --follow: the run's start is unknown"),

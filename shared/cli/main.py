@@ -503,10 +503,12 @@ def targets(check: bool, as_json: bool) -> int:
     """The catalog's targets and their diagnostics check.
 
     The check makes the app's own read-only calls per target (management plane, pipeline runs, Spark
-    pools) with its identity; a failed check names the missing role. Exit 7 when one fails.
+    pools, private endpoints and DNS) with its identity; each check is ok, a warning or an error, a
+    refused one names the missing role, and each target gets a summary line. Exit 7 when any check is a
+    warning or an error.
     """
     from shared.api.views import target_view
-    from shared.cli.render import failed_checks, targets_table
+    from shared.cli.render import failed_checks, needs_action, targets_table
 
     state = _state()
     context = state.session.context
@@ -530,10 +532,10 @@ def targets(check: bool, as_json: bool) -> int:
         )
     else:
         state.out.show(targets_table(catalog.targets, reports))
-        if reports and not all(report.get("healthy") for report in reports.values()):
+        if reports and any(needs_action(report) for report in reports.values()):
             state.out.show(failed_checks(reports))
-    healthy = reports is None or all(report.get("healthy") for report in reports.values())
-    return exits.OK if healthy else exits.UNHEALTHY
+    attention = reports is not None and any(needs_action(report) for report in reports.values())
+    return exits.UNHEALTHY if attention else exits.OK
 
 
 # --- entry point -----------------------------------------------------------------------------

@@ -290,24 +290,43 @@ def targets_table(targets: Sequence[TargetEntry], diagnostics: Mapping[str, Mapp
         ]
         if diagnostics is not None:
             report = diagnostics.get(target.name) or {}
-            failed = [check for check in report.get("checks", []) if not check.get("ok")]
-            ok = bool(report.get("healthy"))
-            row.append(Text("ok", style="green") if ok else Text(f"{len(failed)} failed", style="bold red"))
+            levels = {check.get("level") for check in report.get("checks", [])}
+            style = "bold red" if "error" in levels else "yellow" if "warning" in levels else "green"
+            row.append(plain(str(report.get("summary", "")).split(":")[0], style))
         table.add_row(*row)
     return table
 
 
+LEVEL_STYLES = {"error": "bold red", "warning": "yellow"}
+
+
+def needs_action(report: Mapping[str, Any]) -> bool:
+    """Whether a target's report has a check that is a warning or an error."""
+    return any(check.get("level") in LEVEL_STYLES for check in report.get("checks", []))
+
+
 def failed_checks(diagnostics: Mapping[str, Mapping[str, Any]]) -> RenderableType:
+    """Per target that needs a person: its summary line, then each warning and error with what it found,
+    the role it needs when refused, and what to do and where."""
     lines: list[RenderableType] = []
     for name, report in diagnostics.items():
+        if not needs_action(report):
+            continue
+        lines.append(Text.assemble(plain(f"{name}: ", "bold"), plain(str(report.get("summary", "")))))
         for check in report.get("checks", []):
-            if not check.get("ok"):
-                lines.append(
-                    Text.assemble(
-                        plain(f"{name}: ", "bold"),
-                        plain(f"{check.get('name')} ", "bold red"),
-                        plain(f"({check.get('call')}) "),
-                    )
+            level = check.get("level")
+            if level not in LEVEL_STYLES:
+                continue
+            lines.append(
+                Text.assemble(
+                    plain(f"  {level} ", LEVEL_STYLES[level]),
+                    plain(f"{check.get('name')} ", "bold"),
+                    plain(f"({check.get('call')})"),
                 )
-                lines.append(plain(f"  {check.get('detail')}"))
+            )
+            lines.append(plain(f"    {check.get('detail')}"))
+            if check.get("role"):
+                lines.append(plain(f"    role needed: {check['role']}"))
+            if check.get("action"):
+                lines.append(plain(f"    to do: {check['action']}"))
     return Group(*lines)

@@ -142,6 +142,13 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "HMAC-SHA256 key that signs 'json' webhook posts (X-Gateway-Signature); unset: unsigned.",
     ),
+    Setting(
+        "GATEWAY_PRIVATE_NETWORKING",
+        "false",
+        "true when the app reaches its targets through private endpoints in its virtual network (set by infra's "
+        "enablePrivateNetworking): diagnostics then check that each target's data-plane host resolves to a "
+        "private address.",
+    ),
     Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", None, "Enables telemetry to Application Insights."),
     Setting(
         "REQUESTS_CA_BUNDLE", None, "Extra CA bundle to trust (local development against the offline emulator only)."
@@ -311,6 +318,10 @@ class Settings:
     @property
     def forward_secret(self) -> str | None:
         return self.get("GATEWAY_FORWARD_SECRET")
+
+    @property
+    def private_networking(self) -> bool:
+        return self._bool("GATEWAY_PRIVATE_NETWORKING")
 
     @property
     def appinsights_connection_string(self) -> str | None:
