@@ -62,6 +62,7 @@ class UpstreamResponse:
     status: int
     body: Any
     request_id: str | None
+    headers: Mapping[str, str]  # case-insensitive: some answers name their result only here (Fabric's Location)
 
 
 def new_session(pool_size: int = 32) -> requests.Session:
@@ -128,10 +129,11 @@ class UpstreamClient:
                     raise error from exc
                 waited += self._backoff(attempt)
                 continue
-            request_id = response.headers.get("x-ms-request-id")
+            # Fabric names its request id in RequestId rather than x-ms-request-id.
+            request_id = response.headers.get("x-ms-request-id") or response.headers.get("RequestId")
             if response.status_code < 400:
                 answer = response.text if text else _json(response, operation, request_id)
-                return UpstreamResponse(response.status_code, answer, request_id)
+                return UpstreamResponse(response.status_code, answer, request_id, response.headers)
             if response.status_code == 401 and scope and token and not refreshed_token:
                 # Not processed by Azure (not even a create): a token that expired early, was revoked or
                 # lacks challenged claims is replaced by a new one and the call sent again, once.
@@ -258,7 +260,8 @@ def _retry_after(response: requests.Response) -> int:
 
 
 def _azure_error(response: requests.Response) -> tuple[str | None, str]:
-    """Azure's error code and message from either error shape (ARM ``{"error": {...}}`` or flat)."""
+    """Azure's error code and message from either error shape (ARM ``{"error": {...}}`` or flat; Fabric's
+    flat ``ErrorResponse`` names its code ``errorCode``)."""
     try:
         body = response.json()
     except ValueError:
@@ -266,7 +269,8 @@ def _azure_error(response: requests.Response) -> tuple[str | None, str]:
     error = body.get("error", body) if isinstance(body, dict) else {}
     if not isinstance(error, dict):
         error = {}
-    code = error.get("code") if isinstance(error.get("code"), str) else None
+    raw_code = error.get("code", error.get("errorCode"))
+    code = raw_code if isinstance(raw_code, str) else None
     message = error.get("message") if isinstance(error.get("message"), str) else None
     return code, (message or f"HTTP {response.status_code}.")[:1000]
 
@@ -331,7 +335,21 @@ class TargetClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
     ) -> tuple[Any, str | None]:
+        response = self._request(name, method, path, role=role, creates=creates, params=params, body=body)
+        return response.body, response.request_id
+
+    def _request(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        role: str,
+        creates: bool = False,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> UpstreamResponse:
+        """``_call`` with the whole answer, headers included."""
         query = {"api-version": self.api_version, **(params or {})} if self.api_version else params
         operation = Operation(name, self._target, role, creates=creates)
-        response = self._upstream.call(operation, method, self._base + path, scope=self._scope, params=query, body=body)
-        return response.body, response.request_id
+        return self._upstream.call(operation, method, self._base + path, scope=self._scope, params=query, body=body)
