@@ -49,6 +49,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Token audience for ARM; the scope is this plus /.default.",
     ),
     Setting("GATEWAY_SYNAPSE_AUDIENCE", "https://dev.azuresynapse.net", "Token audience for the Synapse data plane."),
+    Setting(
+        "GATEWAY_FABRIC_ENDPOINT",
+        "https://api.fabric.microsoft.com/v1",
+        "Microsoft Fabric REST API base URL, version included (Fabric pipeline targets).",
+    ),
+    Setting(
+        "GATEWAY_FABRIC_AUDIENCE",
+        "https://api.fabric.microsoft.com",
+        "Token audience for the Fabric REST API; the scope is this plus /.default.",
+    ),
+    Setting(
+        "GATEWAY_FABRIC_PORTAL_URL",
+        "https://app.fabric.microsoft.com",
+        "Base of the Fabric monitoring hub links put in runs and alerts.",
+    ),
     Setting("GATEWAY_ADF_STUDIO_URL", "https://adf.azure.com", "Base of the ADF Studio links put in runs and alerts."),
     Setting(
         "GATEWAY_SYNAPSE_STUDIO_URL",
@@ -214,6 +229,18 @@ class Settings:
     @property
     def synapse_scope(self) -> str:
         return _scope(self.get("GATEWAY_SYNAPSE_AUDIENCE"))
+
+    @cached_property
+    def fabric_endpoint(self) -> str:
+        return _https_url("GATEWAY_FABRIC_ENDPOINT", self.get("GATEWAY_FABRIC_ENDPOINT"))
+
+    @property
+    def fabric_scope(self) -> str:
+        return _scope(self.get("GATEWAY_FABRIC_AUDIENCE"))
+
+    @property
+    def fabric_portal_url(self) -> str:
+        return (self.get("GATEWAY_FABRIC_PORTAL_URL") or "").rstrip("/")
 
     @property
     def adf_studio_url(self) -> str:
