@@ -1,10 +1,11 @@
 """Microsoft Fabric's REST API (``https://api.fabric.microsoft.com/v1``) under ``/v1`` on the emulator.
 
 Only what a pipeline target needs: ``Workspaces_GetWorkspace``, ``Items_ListItems`` (to resolve a
-pipeline by display name), the job scheduler's run / get / list / cancel of item job instances
-(``fabric-platform-v1.json``), the data-pipeline twins ``BackgroundJobs_*`` (``fabric-dataPipeline-v1.json``)
-and the activity-run query, which no official swagger has (``fabric-datapipeline-queryactivityruns-notes.md``:
-the least certain part, best-known shape only).
+pipeline by display name), ``Items_GetItem`` (diagnostics), the job scheduler's run / get / list /
+cancel of item job instances (``fabric-platform-v1.json``), the data-pipeline twins
+``BackgroundJobs_*`` (``fabric-dataPipeline-v1.json``) and the activity-run query, which no official
+swagger has (``fabric-datapipeline-queryactivityruns-notes.md``: the least certain part, best-known
+shape only).
 
 Like the other APIs, a job instance's life is planned when it is created and read off the emulated
 clock: ``NotStarted`` for the pipeline's ``queue_s``, ``InProgress`` while its activities run, then
@@ -205,6 +206,7 @@ class FabricApi:
         add = router.add
         add("Workspaces_GetWorkspace", "GET", API_PREFIX + "/workspaces/{workspaceId}", self.get_workspace, "fabric")
         add("Items_ListItems", "GET", API_PREFIX + "/workspaces/{workspaceId}/items", self.list_items, "fabric")
+        add("Items_GetItem", "GET", ITEM, self.get_item, "fabric")
         add("JobScheduler_RunOnDemandItemJob", "POST", ITEM + "/jobs/{jobType}/instances", self.run, "fabric")
         # The older form with ?jobType=, "still supported" per the operation's description.
         add("JobScheduler_RunOnDemandItemJob", "POST", ITEM + "/jobs/instances", self.run, "fabric")
@@ -293,17 +295,14 @@ class FabricApi:
         workspace = self._workspace(request)
         wanted = request.query.get("type")
         items = [
-            {
-                "id": p.id,
-                "type": "DataPipeline",
-                "displayName": p.name,
-                "description": "",
-                "workspaceId": workspace.id,
-            }
-            for p in workspace.pipelines
-            if wanted is None or wanted.lower() == "datapipeline"
+            _item_json(workspace, p) for p in workspace.pipelines if wanted is None or wanted.lower() == "datapipeline"
         ]
         return Response(200, {"value": items})
+
+    def get_item(self, request: Request) -> Response:
+        """``Items_GetItem``: the spec's ``Item``; an unknown id is ``ItemNotFound``."""
+        workspace, pipeline = self._item(request)
+        return Response(200, _item_json(workspace, pipeline))
 
     def run(self, request: Request) -> Response:
         workspace, pipeline = self._item(request)
@@ -441,6 +440,16 @@ class FabricApi:
             }
             for job in jobs
         ]
+
+
+def _item_json(workspace: FabricWorkspaceSpec, pipeline: FabricPipelineSpec) -> dict[str, Any]:
+    return {
+        "id": pipeline.id,
+        "type": "DataPipeline",
+        "displayName": pipeline.name,
+        "description": "",
+        "workspaceId": workspace.id,
+    }
 
 
 def _job_type(request: Request) -> str:

@@ -123,6 +123,11 @@ def test_info_workspace_and_items_resolve_a_pipeline_by_name(
     assert items["slow_ok"].id == SLOW_ID and items["slow_ok"].type == "DataPipeline"
     assert items["slow_ok"].workspace_id == ws
     assert list(fabric.core.items.list_items(ws, type="Notebook")) == []
+    item = fabric.core.items.get_item(ws, SLOW_ID)
+    assert (item.id, item.display_name, item.type, item.workspace_id) == (SLOW_ID, "slow_ok", "DataPipeline", ws)
+    with pytest.raises(ResourceNotFoundError) as raised:
+        fabric.core.items.get_item(ws, "9e9e9e9e-0000-4000-8000-000000000000")
+    assert error_code(raised.value) == "ItemNotFound"
     with pytest.raises(ResourceNotFoundError) as raised:
         fabric.core.workspaces.get_workspace("9e9e9e9e-0000-4000-8000-000000000000")
     assert error_code(raised.value) == "WorkspaceNotFound"
