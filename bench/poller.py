@@ -5,7 +5,11 @@ each in a process of its own so time and peak memory are their own; only the way
 differs: ``queryPipelineRuns`` pages per target, or one ``GET pipelineruns/{id}`` per run (what users
 of the official SDKs do). The emulator pages at 100 runs, like the service.
 
-    python -m bench.poller [--runs 10000] [--targets 10]
+    python -m bench.poller [--runs 10000] [--targets 10] [--kind datafactory|machinelearning]
+
+``--kind machinelearning`` runs the same comparison over Azure ML jobs: ``Jobs_List`` pages of the
+gateway's tagged jobs per workspace (plus one run-history read per job that ended), against one
+``Jobs_Get`` per job.
 
 The last line printed is one JSON object.
 """
@@ -35,12 +39,17 @@ from offline.tls import ensure_tls_files
 LONG, DONE, FAILS = "etl_long", "etl_done", "etl_fails"
 # Steady state: most runs are still going; a quarter finished since the last tick; a few failed.
 SHARES = {LONG: 0.75, DONE: 0.245, FAILS: 0.005}
-STATUS_ROUTES = ("PipelineRuns_QueryByFactory", "PipelineRuns_Get")
+STATUS_ROUTES = {
+    "datafactory": ("PipelineRuns_QueryByFactory", "PipelineRuns_Get"),
+    "machinelearning": ("Jobs_List", "Jobs_Get"),
+}
 # The short runs end this long after they start; the clock is moved past it between the two ticks.
 FINISH_S = 600
 
 
-def emulator_config(targets: int) -> dict[str, Any]:
+def emulator_config(targets: int, kind: str) -> dict[str, Any]:
+    if kind == "machinelearning":
+        return {"page_size": 100, "factories": [], "workspaces": [], "ml_workspaces": ml_workspaces(targets)}
     pipelines = [
         {"name": LONG, "queue_s": 0, "duration_s": 36_000, "activities": [{"name": "Transform", "type": "Copy"}]},
         {"name": DONE, "queue_s": 0, "duration_s": FINISH_S, "activities": [{"name": "Copy", "type": "Copy"}]},
@@ -68,9 +77,23 @@ def emulator_config(targets: int) -> dict[str, Any]:
     }
 
 
-def start_emulator(workdir: Path, targets: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def ml_workspaces(targets: int) -> list[dict[str, Any]]:
+    """Azure ML workspaces whose jobs go like the pipelines above (command jobs, no queueing)."""
+    timing = {"job_type": "Command", "start_s": 0, "prepare_s": 0, "queue_s": 0}
+    templates = [
+        {"name": LONG, **timing, "duration_s": 36_000},
+        {"name": DONE, **timing, "duration_s": FINISH_S},
+        {"name": FAILS, **timing, "duration_s": FINISH_S, "outcome": "Failed", "log_lines": ["Traceback ..."]},
+    ]
+    return [
+        {"name": f"bench-aml-{index:02d}", "resource_group": "rg-bench", "templates": templates}
+        for index in range(targets)
+    ]
+
+
+def start_emulator(workdir: Path, targets: int, kind: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     config = workdir / "emulator.json"
-    config.write_text(json.dumps(emulator_config(targets)))
+    config.write_text(json.dumps(emulator_config(targets, kind)))
     info_path = workdir / "emulator-info.json"
     process = subprocess.Popen(
         [
@@ -109,11 +132,12 @@ def environment(info: dict[str, Any], azurite: Azurite, ca_bundle: Path) -> dict
     return {**os.environ, **app_settings(info, azurite, ca_bundle, catalog_for(info))}
 
 
-def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
+def seed(runs: int, targets: int, tables: list[str], kind: str) -> dict[str, int]:
     """Starts the runs in the emulator through the app's own client, then records them in each table."""
     from shared.config.settings import Settings
     from shared.context import AppContext
     from shared.kinds.datafactory import DATAFACTORY
+    from shared.kinds.machinelearning import MACHINE_LEARNING, job_name
     from shared.kinds.pipelines import StartOptions
     from shared.runs.model import Run, RunStatus, new_run_id, utcnow
 
@@ -122,21 +146,32 @@ def seed(runs: int, targets: int, tables: list[str]) -> dict[str, int]:
     rng = random.Random(7)
     plan = [(names[i % targets], rng.choices(list(SHARES), weights=list(SHARES.values()))[0]) for i in range(runs)]
 
+    def submit(target: str, pipeline: str, run_id: str) -> str:
+        entry = context.catalog.get(target)
+        if kind == "machinelearning":
+            ml, _ = MACHINE_LEARNING.clients(context, entry)
+            (template,) = (t for t in MACHINE_LEARNING.rules(entry) if t.match == pipeline)
+            job, _ = ml.create_job(job_name(run_id), template.job(run_id, template.resolve({})))
+            return job.name
+        return DATAFACTORY.client(context, entry).create_run(pipeline, {}, StartOptions()).run_id
+
     def create(item: tuple[str, str]) -> Run:
         target, pipeline = item
-        created = DATAFACTORY.client(context, context.catalog.get(target)).create_run(pipeline, {}, StartOptions())
+        run_id = new_run_id(target)
+        upstream = submit(target, pipeline, run_id)
         now = utcnow() - timedelta(seconds=5)
         return Run(
-            id=new_run_id(target),
+            id=run_id,
             target=target,
-            kind=DATAFACTORY.name,
+            kind=kind,
             pipeline=pipeline,
             status=RunStatus.IN_PROGRESS,
             upstream_status=RunStatus.IN_PROGRESS,
             created_at=now,
             updated_at=now,
             run_start=now,
-            upstream_run_id=created.run_id,
+            upstream_run_id=upstream,
+            options={"jobType": "Command"} if kind == "machinelearning" else {},
             correlation_id="bench",
         )
 
@@ -181,7 +216,7 @@ def tick(role: str) -> dict[str, Any]:
     }
 
 
-def measure(role: str, env: dict[str, str], table: str, queue: str, info: dict[str, Any]) -> dict[str, Any]:
+def measure(role: str, env: dict[str, str], table: str, queue: str, info: dict[str, Any], kind: str) -> dict[str, Any]:
     admin(info, "POST", "counters/reset")
     output = subprocess.run(
         [sys.executable, "-m", "bench.poller", "--role", role],
@@ -193,7 +228,7 @@ def measure(role: str, env: dict[str, str], table: str, queue: str, info: dict[s
     figures: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
     counters = admin(info, "GET", "counters")
     figures["calls"] = sum(v for k, v in counters.items() if not k.startswith("ManagedIdentity_"))
-    figures["status_calls"] = sum(counters.get(route, 0) for route in STATUS_ROUTES)
+    figures["status_calls"] = sum(counters.get(route, 0) for route in STATUS_ROUTES[kind])
     return figures
 
 
@@ -201,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--targets", type=int, default=10)
+    parser.add_argument("--kind", choices=sorted(STATUS_ROUTES), default="datafactory")
     parser.add_argument("--role", choices=["ours", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role:
@@ -210,22 +246,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-poller-") as directory:
         workdir = Path(directory)
         tls = ensure_tls_files(workdir / "tls")
-        emulator, info = start_emulator(workdir, args.targets)
+        emulator, info = start_emulator(workdir, args.targets, args.kind)
         try:
             with Azurite(workdir / "azurite", tls) as azurite:
                 env = environment(info, azurite, tls.ca_bundle)
                 os.environ.update(env)
-                print(f"Seeding {args.runs} runs across {args.targets} targets ...", flush=True)
+                print(f"Seeding {args.runs} {args.kind} runs across {args.targets} targets ...", flush=True)
                 started = time.perf_counter()
-                mix = seed(args.runs, args.targets, ["benchours", "benchnaive"])
+                mix = seed(args.runs, args.targets, ["benchours", "benchnaive"], args.kind)
                 print(f"  seeded in {time.perf_counter() - started:.1f}s: {mix}", flush=True)
                 # A first tick brings both registries to the steady state (every run seen once) ...
                 for role, table in (("ours", "benchours"), ("naive", "benchnaive")):
-                    measure(role, env, table, f"bench-{role}", info)
+                    measure(role, env, table, f"bench-{role}", info, args.kind)
                 # ... then a quarter of the runs end before the measured tick.
                 admin(info, "POST", "clock/advance", {"seconds": FINISH_S + 60})
-                ours = measure("ours", env, "benchours", "bench-ours", info)
-                naive = measure("naive", env, "benchnaive", "bench-naive", info)
+                ours = measure("ours", env, "benchours", "bench-ours", info, args.kind)
+                naive = measure("naive", env, "benchnaive", "bench-naive", info, args.kind)
         finally:
             emulator.terminate()
             emulator.wait(timeout=10)
@@ -241,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'runs updated':<22}{ours['updated']:>14}{naive['updated']:>14}")
     print(f"{'alerts':<22}{ours['alerts']:>14}{naive['alerts']:>14}")
     result = {
+        "kind": args.kind,
         "runs": args.runs,
         "targets": args.targets,
         "calls": ours["calls"],

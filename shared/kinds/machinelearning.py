@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import field_validator, model_validator
 
@@ -37,9 +37,10 @@ from shared.kinds.base import (
     Submission,
     Submitted,
 )
-from shared.kinds.checks import Check, finding, run_check, run_checks
+from shared.kinds.checks import Check, finding, run_check, run_checks, skipped
 from shared.kinds.ml_client import HistoryRun, MachineLearningClient, MlJob, MlStatus, RunHistoryClient
 from shared.kinds.ml_templates import RUN_ID_TAG, MlJobTemplate
+from shared.kinds.network import private_dns_check
 from shared.runs.model import Run, RunStatus
 
 if TYPE_CHECKING:
@@ -171,8 +172,10 @@ class MlJobSource:
                 observation.clock_offset = self._ml.clock_offset()
             for job in jobs:
                 observation.runs[job.name] = self._observed(job) if job.name in live else observed(job)
+            # Azure ML's createdAt against our created_at, both wall-clock times: WINDOW_SKEW covers
+            # the clocks' difference (the Date offset is not added: it would stop paging early).
             created = [job.created for job in jobs if job.created is not None]
-            if token is None or (created and min(created) < oldest + observation.clock_offset):
+            if token is None or (created and min(created) < oldest):
                 break
         for run in runs:  # a lost create answer: the job, if any, has the name the gateway gave it
             name = job_name(run.id)
@@ -227,15 +230,16 @@ class MlJobSource:
             except GatewayError as exc:
                 _LOGGER.warning("Log %s of run %s unavailable: %s", log_name, source.run_id, exc.detail)
         message = source.error_message or job.error_message
-        errors = [f"{source.error_code}: {message}" if source.error_code else message] if message else []
+        code = source.error_code or source.failure_type
+        errors = [f"{code}: {message}" if code else message] if message else []
         activities = []
         if step is not None:
             activities.append(
                 FailedActivity(
                     name=step.name,
-                    type=step.run_type or "step",
-                    error_code=step.error_code or job.error_code,
-                    failure_type=step.error_code or job.error_code,
+                    type="pipeline step",
+                    error_code=step.error_code,
+                    failure_type=step.failure_type or job.failure_type,
                     message=message,
                     start=step.start,
                     end=step.end,
@@ -384,6 +388,7 @@ class MachineLearningKind(RunKind[MachineLearningTarget, JobRunRequest]):
             run_check("jobs", "GET .../workspaces/{ws}/jobs (gateway jobs)", lambda: _jobs(ml)),
             run_check("runHistory", "GET discovery, then run history", lambda: {"endpoint": history.endpoint()}),
         ]
+        checks.append(_dns_check(history, azure.settings))
         checks.extend(
             run_checks(
                 "privateEndpointConnections",
@@ -417,6 +422,17 @@ def _jobs(ml: MachineLearningClient) -> dict[str, Any]:
         jobs, more = ml.list_jobs(job_type, RUN_ID_TAG)
         counts[job_type] = f"{len(jobs)}+" if more else len(jobs)
     return {"gatewayJobsOnFirstPage": counts}
+
+
+def _dns_check(history: RunHistoryClient, settings: Settings) -> Check:
+    """With private networking, the run-history host the gateway calls must resolve to the workspace's
+    private endpoint (zone privatelink.api.azureml.ms linked to the app's network)."""
+    name = "privateDns:api"
+    try:
+        host = urlsplit(history.endpoint()).hostname or ""
+    except GatewayError as exc:
+        return skipped(name, "DNS lookup of run history's host", f"the host is unknown: {exc.detail}")
+    return private_dns_check(name, host, "privatelink.api.azureml.ms", settings)
 
 
 def _private_endpoints(ml: MachineLearningClient, target: MachineLearningTarget) -> list[Check]:

@@ -89,7 +89,8 @@ class HistoryRun:
     status: str
     start: datetime | None
     end: datetime | None
-    error_code: str
+    failure_type: str  # the root error's code: UserError or SystemError, like ADF's failureType
+    error_code: str  # the innermost innerError code, the specific one ("" when Azure gives none)
     error_message: str
     run_type: str
     log_files: Mapping[str, str] = field(default_factory=dict)
@@ -101,6 +102,11 @@ def parse_history_run(data: Any, operation: str) -> HistoryRun:
     error: Any = data.get("error")
     root: Any = error.get("error") if isinstance(error, dict) else None
     root = root if isinstance(root, dict) else {}
+    inner, code = root.get("innerError"), ""
+    for _ in range(10):  # innerError nests: the deepest code is the most specific
+        if not isinstance(inner, dict) or not isinstance(inner.get("code"), str):
+            break
+        code, inner = inner["code"], inner.get("innerError")
     logs: Any = data.get("logFiles")
     logs = logs if isinstance(logs, dict) else {}
     return HistoryRun(
@@ -109,7 +115,8 @@ def parse_history_run(data: Any, operation: str) -> HistoryRun:
         status=str(data.get("status") or ""),
         start=parse_time(data.get("startTimeUtc")),
         end=parse_time(data.get("endTimeUtc")),
-        error_code=str(root.get("code") or ""),
+        failure_type=str(root.get("code") or ""),
+        error_code=code,
         error_message=str(root.get("message") or ""),
         run_type=str(data.get("runType") or ""),
         log_files={str(k): v for k, v in logs.items() if isinstance(v, str) and v.startswith("https://")},

@@ -83,7 +83,7 @@ def test_a_failed_pipeline_job_alerts_with_the_failed_step_its_error_and_its_log
     assert alert["summary"].startswith(f"Azure ML {aml}/score_batch job {run['upstreamRunId']} failed at step score")
     assert "exited with status code 1" in alert["summary"]
     (step,) = alert["failedActivities"]
-    assert step["name"] == "score" and step["errorCode"] == "UserError"
+    assert step["name"] == "score" and step["failureType"] == "UserError" and step["type"] == "pipeline step"
     assert alert["logName"] == "user_logs/std_log.txt of step score"
     assert any("KeyError" in line for line in alert["driverLogTail"])
     assert alert["links"]["studio"].startswith("https://ml.azure.com/runs/")
