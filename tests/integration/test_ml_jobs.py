@@ -132,7 +132,9 @@ def test_a_create_that_never_reached_azure_ends_unknown_and_takes_no_job(
     assert jobs(stack, job_name(run["id"])) == []
 
 
-def test_the_poller_lists_jobs_in_pages_not_one_read_per_job(context: AppContext, stack: OfflineStack, aml: str) -> None:
+def test_the_poller_lists_jobs_in_pages_not_one_read_per_job(
+    context: AppContext, stack: OfflineStack, aml: str
+) -> None:
     started = [body_of(start_job(aml, "train_model"))["id"] for _ in range(12)]
     stack.emulator.clock.advance(2)  # all of them queued or running
     stack.emulator.reset_counters()
@@ -185,7 +187,7 @@ def test_inputs_are_checked_against_the_template(context: AppContext, aml: str) 
 
 
 @pytest.fixture
-def restricted(stack: OfflineStack, names: dict[str, str], aml: str) -> AppContext:
+def restricted(context: AppContext, stack: OfflineStack, names: dict[str, str], aml: str) -> AppContext:
     catalog = catalog_for(stack.emulator.info)
     for target in catalog["targets"]:
         if target["name"] == aml:
@@ -200,8 +202,15 @@ def test_another_product_can_neither_start_nor_see_nor_steer_a_job(
     science = {"x-apim-product-id": "data-science"}
     problem(start_job(aml, "train_model", None, {"x-apim-product-id": "erp"}), 403, "not-allowed")
     run = body_of(start_job(aml, "train_model", None, science))
-    response = call("get_run", http_request("GET", f"runs/{run['id']}", None, {"x-apim-product-id": "erp"}, route_params={"id": run["id"]}))
-    assert response.status_code == 404
+    erp = {"x-apim-product-id": "erp"}
+    route = {"id": run["id"]}
+    seen = call("get_run", http_request("GET", f"runs/{run['id']}", None, erp, route_params=route))
+    cancel = call("cancel_run", http_request("POST", f"runs/{run['id']}/cancel", {}, erp, route_params=route))
+    rerun = call("rerun", http_request("POST", f"runs/{run['id']}/rerun", {}, erp, route_params=route))
+
+    assert seen.status_code == cancel.status_code == rerun.status_code == 404
+    own = body_of(call("get_run", http_request("GET", f"runs/{run['id']}", None, science, route_params=route)))
+    assert own["status"] in (RunStatus.QUEUED, RunStatus.IN_PROGRESS), "the job was not touched"
 
 
 def test_the_target_shows_its_templates_and_the_inputs_callers_may_set(context: AppContext, aml: str) -> None:
@@ -218,3 +227,12 @@ def test_the_target_shows_its_templates_and_the_inputs_callers_may_set(context: 
     checks = {c["name"]: c for c in document["checks"]}
     assert checks["workspace"]["ok"] and checks["workspace"]["facts"]["publicNetworkAccess"] == "Enabled"
     assert checks["jobs"]["ok"] and checks["runHistory"]["ok"]
+
+
+def test_the_api_version_is_a_setting_and_the_newest_stable_one_works(
+    context: AppContext, stack: OfflineStack, names: dict[str, str], aml: str
+) -> None:
+    install_context(stack, names, settings={"GATEWAY_ML_API_VERSION": "2026-07-01"})
+    response = start_job(aml, "train_model")
+    assert response.status_code == 202, response.get_body()
+    assert jobs(stack, body_of(response)["upstreamRunId"])
