@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import isoformat
 from .faults import Fault
-from .server import ApiError, Request, Response, Router
+from .server import ApiError, Family, Handler, Request, Response, Router
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -21,9 +21,14 @@ PREFIX = "/_emulator"
 class AdminApi:
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
+        self.endpoints: list[dict[str, str]] = []
 
     def register(self, router: Router) -> None:
-        add = router.add
+        def add(name: str, method: str, path: str, handler: Handler, family: Family) -> None:
+            router.add(name, method, path, handler, family)
+            self.endpoints.append({"operation": name, "method": method, "path": path})
+
+        add("Admin_Index", "GET", PREFIX, self.index, "admin")
         add("Admin_GetInfo", "GET", PREFIX + "/info", lambda _: Response(200, self.emulator.info), "admin")
         add("Admin_GetCounters", "GET", PREFIX + "/counters", lambda _: Response(200, self.emulator.counters), "admin")
         add("Admin_ResetCounters", "POST", PREFIX + "/counters/reset", self.reset_counters, "admin")
@@ -42,6 +47,10 @@ class AdminApi:
             "admin",
         )
         add("Admin_SetLatency", "PUT", PREFIX + "/latency", self.set_latency, "admin")
+
+    def index(self, _: Request) -> Response:
+        """What the admin API offers, so its root answers rather than 404s."""
+        return Response(200, {"name": "Pipeline Gateway offline Azure emulator", "endpoints": self.endpoints})
 
     def _clock(self) -> dict[str, Any]:
         clock = self.emulator.clock
