@@ -1,17 +1,19 @@
 // Pipeline Gateway: everything `azd up` provisions.
 //
 //   resource group rg-<env>
-//   ├─ user-assigned identity id-gw-*     the gateway's only credential (ADF, Synapse, Storage)
+//   ├─ user-assigned identity id-gw-*     the gateway's credential: the app's code (targets, its tables and queues, secrets)
+//   ├─ user-assigned identity id-host-*   the Functions host's: host storage and the deployment package, nothing else
 //   ├─ user-assigned identity id-apim-*   API Management's identity (Easy Auth token, Key Vault, telemetry)
 //   ├─ storage account st*                shared key disabled; runs table, alert + poll queues, package
-//   ├─ Log Analytics + Application Insights (local auth disabled)
+//   ├─ Log Analytics + Application Insights (local auth disabled) + the platform workbook
 //   ├─ Flex Consumption plan + function app (Python 3.11)
 //   ├─ API Management (Consumption | StandardV2): API from openapi.json, products, policies
-//   ├─ Key Vault                          only with backendAuth = functionKey
+//   ├─ Key Vault                          forwarding webhook secrets; the function key with backendAuth = functionKey
 //   └─ VNet, private endpoints, DNS zones only with enablePrivateNetworking = true
 //   Entra app registration (Graph)        only with backendAuth = easyAuth and no backendAppClientId
-//   Role assignments on each listed factory / workspace, in their own resource groups.
+//   Custom roles with exactly the actions the code calls, assigned on each listed factory and workspace.
 //   Synapse RBAC (data plane) is assigned after provisioning by infra/hooks/postprovision.sh.
+//   Names follow azd's abbreviations (abbreviations.json).
 targetScope = 'subscription'
 
 // ---- Environment ------------------------------------------------------------------------------
@@ -32,6 +34,9 @@ param location string
 
 @description('Tags added to every resource.')
 param tags object = {}
+
+@description('Object id of the person running azd (azd sets AZURE_PRINCIPAL_ID): the on-call data roles, to run the CLI or func start against this deployment. Empty: none.')
+param principalId string = ''
 
 // ---- API Management ---------------------------------------------------------------------------
 
@@ -71,6 +76,10 @@ param apimProducts array
 @minValue(1)
 param apimApiRateLimitCalls int = 120
 
+@description('Calls per subscription per day at API scope, whatever its product (StandardV2: the quota policy works at product scope only, and quota-by-key is not on Consumption).')
+@minValue(1)
+param apimApiQuotaCalls int = 100000
+
 @description('Accept APIM subscriptions without a product (scoped to the API itself): they skip the product limits.')
 param apimAllowProductlessCallers bool = false
 
@@ -81,6 +90,9 @@ param dataFactories array = []
 
 @description('Synapse workspaces: [{ name (catalog target), workspaceName?, subscriptionId?, resourceGroup, endpoint?, pipelines: [...], sparkPools: [name | { match, products? }] }].')
 param synapseWorkspaces array = []
+
+@description('Azure Machine Learning workspaces: [{ name (catalog target), workspaceName?, subscriptionId?, resourceGroup, region?, jobs: [{ name, jobType, ..., products?, maxDurationMinutes? }] }].')
+param machineLearningWorkspaces array = []
 
 @description('Also alert when a run ends Cancelled.')
 param alertOnCancelled bool = false
@@ -99,8 +111,29 @@ param pollSchedule string = '0 */1 * * * *'
 @description('true: the poller enqueues one message per target and a queue trigger polls each.')
 param pollFanout bool = false
 
-@description('Users or groups (object ids) allowed to read the run table and the alert queue (on-call CLI).')
+@description('Create and update the custom roles (needs Microsoft.Authorization/roleDefinitions/write: Owner or User Access Administrator). false: only reference them, as the CI identity does, which may not write role definitions (docs/deploy.md).')
+param manageCustomRoles bool = true
+
+@description('Users or groups (object ids) who run the on-call CLI: read runs and alerts, acknowledge alerts (Storage Table and Queue Data Contributor).')
 param onCallPrincipalIds array = []
+
+// ---- Alert forwarding (secrets by reference: stored in Key Vault, read by the app as Key Vault references)
+
+@secure()
+@description('GATEWAY_FORWARD_URL: an https:// webhook (Teams, Slack or your own) that receives every alert. Empty: forwarding off.')
+param forwardUrl string = ''
+
+@secure()
+@description('GATEWAY_FORWARD_SECRET: the HMAC-SHA256 key that signs json posts. Empty: unsigned.')
+param forwardSecret string = ''
+
+@description('GATEWAY_FORWARD_FORMAT: what the webhook expects.')
+@allowed([
+  'json'
+  'teams'
+  'slack'
+])
+param forwardFormat string = 'json'
 
 // ---- Hosting ----------------------------------------------------------------------------------
 
@@ -129,10 +162,10 @@ param logRetentionInDays int = 30
 
 // ---- Private networking -----------------------------------------------------------------------
 
-@description('Secure integration: VNet-integrated function app, private endpoints for Storage, the Synapse dev endpoints and the factories; Storage public access disabled.')
+@description('Secure integration: VNet-integrated function app, private endpoints for Storage, the factories, the Synapse dev endpoints and the Azure ML workspaces; Storage public access disabled.')
 param enablePrivateNetworking bool = false
 
-@description('Request the private endpoints to factories and workspaces for manual approval by their owners.')
+@description('Request every private endpoint to a factory or workspace for manual approval by its owner (those in other subscriptions always are).')
 param privateEndpointManualApproval bool = false
 
 param vnetAddressPrefix string = '10.60.0.0/16'
@@ -141,24 +174,26 @@ param appSubnetPrefix string = '10.60.1.0/24'
 
 param privateEndpointSubnetPrefix string = '10.60.2.0/24'
 
-// ---- Names ------------------------------------------------------------------------------------
+// ---- Names (azd abbreviations) ---------------------------------------------------------------
 
+var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var allTags = union(tags, {
   'azd-env-name': environmentName
 })
 var names = {
-  resourceGroup: 'rg-${environmentName}'
-  gatewayIdentity: 'id-gw-${resourceToken}'
-  apimIdentity: 'id-apim-${resourceToken}'
-  storage: 'st${resourceToken}'
-  logAnalytics: 'log-${resourceToken}'
-  appInsights: 'appi-${resourceToken}'
-  plan: 'plan-${resourceToken}'
-  functionApp: 'func-gw-${resourceToken}'
-  apim: 'apim-${resourceToken}'
-  keyVault: 'kv-gw-${resourceToken}'
-  vnet: 'vnet-${resourceToken}'
+  resourceGroup: '${abbrs.resourcesResourceGroups}${environmentName}'
+  gatewayIdentity: '${abbrs.managedIdentityUserAssignedIdentities}gw-${resourceToken}'
+  hostIdentity: '${abbrs.managedIdentityUserAssignedIdentities}host-${resourceToken}'
+  apimIdentity: '${abbrs.managedIdentityUserAssignedIdentities}apim-${resourceToken}'
+  storage: '${abbrs.storageStorageAccounts}${resourceToken}'
+  logAnalytics: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+  appInsights: '${abbrs.insightsComponents}${resourceToken}'
+  plan: '${abbrs.webServerFarms}${resourceToken}'
+  functionApp: '${abbrs.webSitesFunctions}gw-${resourceToken}'
+  apim: '${abbrs.apiManagementService}${resourceToken}'
+  keyVault: '${abbrs.keyVaultVaults}gw-${resourceToken}'
+  vnet: '${abbrs.networkVirtualNetworks}${resourceToken}'
   entraApp: 'pipeline-gateway-${environmentName}-${resourceToken}'
 }
 var deploymentContainerName = 'app-package-${take(names.functionApp, 32)}-${take(resourceToken, 7)}'
@@ -187,13 +222,39 @@ var synapseTargets = [for workspace in synapseWorkspaces: {
   sparkPools: contains(workspace, 'sparkPools') ? workspace.sparkPools : []
 }]
 
+// A workspace's region names its run history host; without it the app discovers the host from the workspace.
+var machineLearningTargets = [for workspace in machineLearningWorkspaces: union({
+  name: workspace.name
+  kind: 'machinelearning'
+  subscriptionId: contains(workspace, 'subscriptionId') ? workspace.subscriptionId : subscription().subscriptionId
+  resourceGroup: workspace.resourceGroup
+  workspaceName: contains(workspace, 'workspaceName') ? workspace.workspaceName : workspace.name
+  jobs: contains(workspace, 'jobs') ? workspace.jobs : []
+}, contains(workspace, 'region') ? {
+  runHistoryEndpoint: 'https://${workspace.region}.api.azureml.ms'
+} : {})]
+
 var catalog = {
-  targets: concat(dataFactoryTargets, synapseTargets)
+  targets: concat(dataFactoryTargets, synapseTargets, machineLearningTargets)
   alertOnCancelled: alertOnCancelled
 }
 
 var dataFactoryIds = [for target in dataFactoryTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.DataFactory/factories/${target.factoryName}']
 var synapseWorkspaceIds = [for target in synapseTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.Synapse/workspaces/${target.workspaceName}']
+
+// Where the custom roles may be assigned: the resource groups of the listed targets, once each (union()).
+var dataFactoryGroups = [for target in dataFactoryTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}']
+var synapseGroups = [for target in synapseTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}']
+var machineLearningGroups = [for target in machineLearningTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}']
+var dataFactoryScopes = union(dataFactoryGroups, [])
+var synapseScopes = union(synapseGroups, [])
+var machineLearningScopes = union(machineLearningGroups, [])
+
+// Key Vault references need the secrets' URIs before the vault exists (the app and the vault are
+// created in one deployment): versionless, so a rotated secret is picked up.
+var keyVaultUri = 'https://${names.keyVault}${environment().suffixes.keyvaultDns}'
+var forwardUrlSecretUri = empty(forwardUrl) ? '' : '${keyVaultUri}/secrets/gateway-forward-url'
+var forwardSecretSecretUri = empty(forwardSecret) ? '' : '${keyVaultUri}/secrets/gateway-forward-secret'
 
 // Input of the postprovision hook: one entry per workspace, "name|hasPipelines|base64(sparkPools JSON)".
 var synapseRbacEntries = [for target in synapseTargets: '${target.workspaceName}|${length(target.pipelines) > 0 ? '1' : '0'}|${base64(string(target.sparkPools))}']
@@ -206,7 +267,7 @@ resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   tags: allTags
 }
 
-module gatewayIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+module gatewayIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.6.0' = {
   name: 'gateway-identity'
   scope: rg
   params: {
@@ -216,7 +277,19 @@ module gatewayIdentity 'br/public:avm/res/managed-identity/user-assigned-identit
   }
 }
 
-module apimIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+// The Functions host's own identity: AzureWebJobsStorage and the deployment package. The app's code
+// uses the gateway identity, which has no blob role, so it cannot replace the package it runs from.
+module hostIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.6.0' = {
+  name: 'host-identity'
+  scope: rg
+  params: {
+    name: names.hostIdentity
+    location: location
+    tags: allTags
+  }
+}
+
+module apimIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.6.0' = {
   name: 'apim-identity'
   scope: rg
   params: {
@@ -226,7 +299,7 @@ module apimIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0
   }
 }
 
-module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.11.1' = {
+module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.16.1' = {
   name: 'log-analytics'
   scope: rg
   params: {
@@ -234,6 +307,9 @@ module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.11.1' = 
     location: location
     tags: allTags
     dataRetention: logRetentionInDays
+    features: {
+      disableLocalAuth: true
+    }
   }
 }
 
@@ -289,8 +365,30 @@ module rbac 'modules/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.name
     gatewayPrincipalId: gatewayIdentity.outputs.principalId
+    hostPrincipalId: hostIdentity.outputs.principalId
     apimPrincipalId: apimIdentity.outputs.principalId
     onCallPrincipalIds: onCallPrincipalIds
+    deployerPrincipalId: principalId
+  }
+}
+
+// The custom roles' ids are fixed per environment, so a deployment that may not write role definitions
+// (manageCustomRoles = false: the CI identity) still assigns them, and its ABAC condition can name them.
+var customRoleIds = {
+  dataFactory: guid(subscription().id, environmentName, resourceToken, 'pipeline-gateway-datafactory')
+  synapse: guid(subscription().id, environmentName, resourceToken, 'pipeline-gateway-synapse')
+  machineLearning: guid(subscription().id, environmentName, resourceToken, 'pipeline-gateway-machinelearning')
+}
+
+module customRoles 'modules/custom-roles.bicep' = if (manageCustomRoles) {
+  name: 'custom-roles-${resourceToken}'
+  scope: subscription()
+  params: {
+    nameSuffix: '${environmentName}-${resourceToken}'
+    roleIds: customRoleIds
+    dataFactoryScopes: dataFactoryScopes
+    synapseScopes: synapseScopes
+    machineLearningScopes: machineLearningScopes
   }
 }
 
@@ -300,7 +398,11 @@ module dataFactoryRbac 'modules/datafactory-rbac.bicep' = [for (target, i) in da
   params: {
     factoryName: target.factoryName
     principalId: gatewayIdentity.outputs.principalId
+    roleDefinitionId: customRoleIds.dataFactory
   }
+  dependsOn: [
+    customRoles
+  ]
 }]
 
 module synapseRbac 'modules/synapse-rbac.bicep' = [for (target, i) in synapseTargets: {
@@ -309,8 +411,39 @@ module synapseRbac 'modules/synapse-rbac.bicep' = [for (target, i) in synapseTar
   params: {
     workspaceName: target.workspaceName
     principalId: gatewayIdentity.outputs.principalId
+    roleDefinitionId: customRoleIds.synapse
   }
+  dependsOn: [
+    customRoles
+  ]
 }]
+
+module machineLearningRbac 'modules/machinelearning-rbac.bicep' = [for (target, i) in machineLearningTargets: {
+  name: 'ml-rbac-${i}-${resourceToken}'
+  scope: resourceGroup(target.subscriptionId, target.resourceGroup)
+  params: {
+    workspaceName: target.workspaceName
+    principalId: gatewayIdentity.outputs.principalId
+    roleDefinitionId: customRoleIds.machineLearning
+  }
+  dependsOn: [
+    customRoles
+  ]
+}]
+
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: names.keyVault
+    location: location
+    tags: allTags
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
+    forwardUrl: forwardUrl
+    forwardSecret: forwardSecret
+    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
+  }
+}
 
 module apimService 'modules/apim-service.bicep' = {
   name: 'apim-service'
@@ -340,16 +473,14 @@ module entraApp 'modules/entra-app.bicep' = if (createEntraApp) {
 
 var easyAuthClientId = useEasyAuth ? (createEntraApp ? entraApp.outputs.clientId : backendAppClientId) : ''
 
-module plan 'br/public:avm/res/web/serverfarm:0.1.1' = {
+module plan 'br/public:avm/res/web/serverfarm:0.7.0' = {
   name: 'plan'
   scope: rg
   params: {
     name: names.plan
-    sku: {
-      name: 'FC1'
-      tier: 'FlexConsumption'
-    }
+    skuName: 'FC1'
     reserved: true
+    zoneRedundant: false
     location: location
     tags: allTags
   }
@@ -370,6 +501,8 @@ var gatewaySettings = {
   GATEWAY_PUBLIC_BASE_URL: apiBaseUrl
   // Easy Auth is the gate in easyAuth mode (functions anonymous); otherwise the function key is.
   GATEWAY_HTTP_AUTH_LEVEL: useEasyAuth ? 'anonymous' : 'function'
+  GATEWAY_FORWARD_FORMAT: forwardFormat
+  GATEWAY_PRIVATE_NETWORKING: enablePrivateNetworking ? 'true' : 'false'
 }
 
 module functionApp 'modules/function-app.bicep' = {
@@ -382,6 +515,8 @@ module functionApp 'modules/function-app.bicep' = {
     planId: plan.outputs.resourceId
     identityId: gatewayIdentity.outputs.resourceId
     identityClientId: gatewayIdentity.outputs.clientId
+    hostIdentityId: hostIdentity.outputs.resourceId
+    hostIdentityClientId: hostIdentity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
     storageQueueEndpoint: storage.outputs.queueEndpoint
     storageTableEndpoint: storage.outputs.tableEndpoint
@@ -397,22 +532,22 @@ module functionApp 'modules/function-app.bicep' = {
     easyAuthClientId: easyAuthClientId
     apimIdentityClientId: apimIdentity.outputs.clientId
     apimIdentityPrincipalId: apimIdentity.outputs.principalId
+    forwardUrlSecretUri: forwardUrlSecretUri
+    forwardSecretSecretUri: forwardSecretSecretUri
   }
   dependsOn: [
     rbac
+    keyVault
   ]
 }
 
-module functionKeyVault 'modules/function-key-vault.bicep' = if (!useEasyAuth) {
-  name: 'function-key-vault'
+module functionKeySecret 'modules/function-key-secret.bicep' = if (!useEasyAuth) {
+  name: 'function-key-secret'
   scope: rg
   params: {
-    name: names.keyVault
-    location: location
-    tags: allTags
+    keyVaultName: keyVault.outputs.name
     functionAppName: functionApp.outputs.name
     apimPrincipalId: apimIdentity.outputs.principalId
-    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
   }
 }
 
@@ -425,18 +560,33 @@ module apimApi 'modules/apim-api.bicep' = {
     functionAppHostName: functionApp.outputs.defaultHostName
     functionAppId: functionApp.outputs.id
     backendAuth: backendAuth
+    sku: apimSku
     easyAuthClientId: easyAuthClientId
     apimIdentityClientId: apimIdentity.outputs.clientId
-    functionKeySecretUri: useEasyAuth ? '' : functionKeyVault.outputs.functionKeySecretUri
+    functionKeySecretUri: useEasyAuth ? '' : functionKeySecret.outputs.functionKeySecretUri
     applicationInsightsId: monitoring.outputs.id
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     products: apimProducts
     apiRateLimitCalls: apimApiRateLimitCalls
+    apiQuotaCalls: apimApiQuotaCalls
     allowProductlessCallers: apimAllowProductlessCallers
   }
   dependsOn: [
     rbac
   ]
+}
+
+// The platform team's view: starts, failures and alerts per target, Azure throttling and errors, the
+// poller's tick duration and lag, runs in flight, forwarding failures and poison messages.
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: allTags
+    applicationInsightsId: monitoring.outputs.id
+    displayName: 'Pipeline Gateway (${environmentName})'
+  }
 }
 
 module privateEndpoints 'modules/private-endpoints.bicep' = if (enablePrivateNetworking) {
@@ -468,6 +618,15 @@ output APIM_GATEWAY_URL string = apimService.outputs.gatewayUrl
 output GATEWAY_BACKEND_AUTH string = backendAuth
 output GATEWAY_IDENTITY_CLIENT_ID string = gatewayIdentity.outputs.clientId
 output GATEWAY_IDENTITY_PRINCIPAL_ID string = gatewayIdentity.outputs.principalId
+output GATEWAY_HOST_IDENTITY_CLIENT_ID string = hostIdentity.outputs.clientId
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output WORKBOOK_ID string = workbook.outputs.id
+// The custom roles' ids, for the CI identity's ABAC condition (infra/scripts/deploy-identity.sh).
+output CUSTOM_ROLE_IDS string = join([
+  customRoleIds.dataFactory
+  customRoleIds.synapse
+  customRoleIds.machineLearning
+], ',')
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output GATEWAY_STORAGE_TABLE_URI string = storage.outputs.tableEndpoint
 output GATEWAY_STORAGE_QUEUE_URI string = storage.outputs.queueEndpoint

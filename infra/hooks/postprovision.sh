@@ -3,16 +3,17 @@
 #
 # Synapse RBAC is a data-plane permission system (served by https://<ws>.dev.azuresynapse.net), not
 # an ARM resource, so Bicep cannot assign it. For every Synapse workspace in the catalog this script
-# assigns, idempotently (it lists before it creates):
+# assigns, idempotently (it lists before it creates), the narrowest scope Synapse RBAC allows for what
+# the gateway calls (docs/deploy.md, "Roles"; tests/infra/test_roles.py checks it against the code):
 #
-#   Synapse User                 workspace                     read the workspace: list pools, Spark batch state
-#   Synapse Monitoring Operator  workspace                     read pipeline runs, activity runs and their
-#                                                              outputs/errors, and Spark pool logs (alert details)
-#   Synapse Credential User      credential WorkspaceSystemIdentity
-#                                (only if pipelines are listed)  run pipelines that use the workspace identity
-#   Synapse Compute Operator     each listed Spark pool, or the workspace when pipelines are listed or a
-#                                pool entry is a pattern        submit and cancel Spark jobs; use integration
-#                                                              runtimes and cancel runs for pipelines
+#   Synapse User                 workspace                   read Spark batches, managed private endpoints
+#                                                            and linked services (diagnostics)
+#   Synapse Monitoring Operator  workspace (pipelines only)  read published pipelines, pipeline and activity
+#                                                            runs and their errors (poller, alerts)
+#   Synapse Credential User      credential WorkspaceSystemIdentity (pipelines only)
+#                                                            run pipelines: createRun
+#   Synapse Compute Operator     each listed Spark pool; the workspace only when a pool entry is a
+#                                pattern, which names no single pool   submit and cancel Spark batches
 #
 # Inputs (azd passes its environment, which holds the Bicep outputs):
 #   GATEWAY_IDENTITY_PRINCIPAL_ID  object id of the gateway's user-assigned identity
@@ -20,7 +21,8 @@
 #   GATEWAY_RBAC_DRY_RUN=1         print what would be assigned, change nothing
 #
 # The signed-in principal (azd's az login) must be Synapse Administrator on each workspace, or an
-# Azure Owner of it, and reach its dev endpoint (the workspace's network rules apply).
+# Azure Owner of it, and reach its dev endpoint (the workspace's network rules apply). python3 (a
+# prerequisite of the deployment) reads the Spark pool entries.
 set -euo pipefail
 
 log() { printf 'postprovision: %s\n' "$*" >&2; }
@@ -86,9 +88,17 @@ ensure_role() {
   log "${workspace}: '${role}' at ${scope} assigned"
 }
 
-# Spark pool names are letters and digits; anything else (a glob, an object entry) means the
-# catalog does not name every pool, so Compute Operator goes to the workspace scope.
-plain_pool_list='^\[("[A-Za-z][A-Za-z0-9]*"(,"[A-Za-z][A-Za-z0-9]*")*)?\]$'
+# Spark pool scopes of a workspace's catalog entries (JSON), one per line: "pool <name>" for an entry
+# that names one pool (a string or an object's "match"), "workspace" for a pattern. Spark pool names
+# are letters and digits, starting with a letter; anything else is a glob.
+pool_scopes() {
+  python3 -c '
+import json, re, sys
+for entry in json.loads(sys.argv[1]):
+    name = entry.get("match", "") if isinstance(entry, dict) else str(entry)
+    print(f"pool {name}" if re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,63}", name) else "workspace")
+' "$1"
+}
 
 IFS=';' read -r -a entries <<<"${plan}"
 for entry in "${entries[@]}"; do
@@ -101,24 +111,25 @@ for entry in "${entries[@]}"; do
   pools_json="$(printf '%s' "${pools_b64}" | base64 -d)"
   workspace_scope="workspaces/${workspace}"
 
+  if ! scopes="$(pool_scopes "${pools_json}")"; then
+    log "unreadable Spark pool entries for workspace '${workspace}' in SYNAPSE_RBAC_PLAN"
+    exit 1
+  fi
+
   ensure_role "${workspace}" "Synapse User" "${workspace_scope}"
-  ensure_role "${workspace}" "Synapse Monitoring Operator" "${workspace_scope}"
 
   if [[ "${has_pipelines}" == "1" ]]; then
+    ensure_role "${workspace}" "Synapse Monitoring Operator" "${workspace_scope}"
     ensure_role "${workspace}" "Synapse Credential User" "${workspace_scope}/credentials/WorkspaceSystemIdentity"
   fi
 
-  if [[ "${has_pipelines}" == "1" || ! "${pools_json}" =~ ${plain_pool_list} ]]; then
+  if grep -qx "workspace" <<<"${scopes}"; then
     ensure_role "${workspace}" "Synapse Compute Operator" "${workspace_scope}"
   else
-    pool_names="${pools_json#[}"
-    pool_names="${pool_names%]}"
-    pool_names="${pool_names//\"/}"
-    IFS=',' read -r -a pools <<<"${pool_names}"
-    for pool in "${pools[@]}"; do
+    while read -r _ pool; do
       [[ -z "${pool}" ]] && continue
       ensure_role "${workspace}" "Synapse Compute Operator" "${workspace_scope}/bigDataPools/${pool}"
-    done
+    done <<<"${scopes}"
   fi
 done
 log "Synapse RBAC is in place"

@@ -1,12 +1,13 @@
 // The gateway API inside API Management: imported from the app's OpenAPI document, published
 // through products that require a subscription key, rate-limited and given a quota per
-// subscription, and calling the function app with API Management's identity (Easy Auth, default)
+// subscription (per product, and at API scope whatever the product), and calling the function app with API Management's identity (Easy Auth, default)
 // or with a function key kept in Key Vault (backendAuth = functionKey).
 //
 // Policy XML lives in infra/apim/policies/ (checked offline by tests/infra):
 //   api.xml                         API-scope policy; "<!-- backend-auth -->" is replaced by one of
 //   backend-auth-easyauth.xml       authentication-managed-identity
 //   backend-auth-functionkey.xml    x-functions-key from a Key Vault-backed named value
+//   api-quota.xml                   quota-by-key per subscription at API scope ("<!-- api-quota -->"; StandardV2)
 //   product.xml                     rate-limit + quota; __PLACEHOLDERS__ filled per product
 
 param apimName string
@@ -26,6 +27,13 @@ param functionAppId string
   'functionKey'
 ])
 param backendAuth string
+
+@description('API Management tier: the API-scope quota (quota-by-key) exists on StandardV2 only.')
+@allowed([
+  'Consumption'
+  'StandardV2'
+])
+param sku string
 
 @description('Client id of the gateway API\'s app registration (easyAuth).')
 param easyAuthClientId string = ''
@@ -53,6 +61,14 @@ param apiRateLimitCalls int = 120
 @maxValue(300)
 param apiRateLimitPeriod int = 60
 
+@description('Calls per subscription per apiQuotaPeriod at API scope, whatever the product (StandardV2).')
+@minValue(1)
+param apiQuotaCalls int = 100000
+
+@description('Renewal period of the API-scope quota, in seconds.')
+@minValue(300)
+param apiQuotaPeriod int = 86400
+
 @description('Accept subscriptions without a product (scoped to the API itself, so no product limits).')
 param allowProductlessCallers bool = false
 
@@ -60,7 +76,8 @@ var backendId = 'pipeline-gateway-function'
 
 var backendAuthFragment = backendAuth == 'easyAuth' ? loadTextContent('../apim/policies/backend-auth-easyauth.xml') : loadTextContent('../apim/policies/backend-auth-functionkey.xml')
 var backendAuthXml = replace(replace(backendAuthFragment, '<fragment>', ''), '</fragment>', '')
-var apiPolicyXml = replace(loadTextContent('../apim/policies/api.xml'), '<!-- backend-auth -->', backendAuthXml)
+var apiQuotaXml = sku == 'Consumption' ? '' : replace(replace(loadTextContent('../apim/policies/api-quota.xml'), '<fragment>', ''), '</fragment>', '')
+var apiPolicyXml = replace(replace(loadTextContent('../apim/policies/api.xml'), '<!-- backend-auth -->', backendAuthXml), '<!-- api-quota -->', apiQuotaXml)
 var productPolicyTemplate = loadTextContent('../apim/policies/product.xml')
 
 resource apim 'Microsoft.ApiManagement/service@2024-05-01' existing = {
@@ -105,6 +122,26 @@ resource apiRateLimitPeriodValue 'Microsoft.ApiManagement/service/namedValues@20
   properties: {
     displayName: 'gateway-api-rate-limit-period'
     value: string(apiRateLimitPeriod)
+    secret: false
+  }
+}
+
+resource apiQuotaCallsValue 'Microsoft.ApiManagement/service/namedValues@2024-05-01' = {
+  parent: apim
+  name: 'gateway-api-quota-calls'
+  properties: {
+    displayName: 'gateway-api-quota-calls'
+    value: string(apiQuotaCalls)
+    secret: false
+  }
+}
+
+resource apiQuotaPeriodValue 'Microsoft.ApiManagement/service/namedValues@2024-05-01' = {
+  parent: apim
+  name: 'gateway-api-quota-period'
+  properties: {
+    displayName: 'gateway-api-quota-period'
+    value: string(apiQuotaPeriod)
     secret: false
   }
 }
@@ -186,6 +223,8 @@ resource apiPolicy 'Microsoft.ApiManagement/service/apis/policies@2024-05-01' = 
     functionKeyValue
     apiRateLimitCallsValue
     apiRateLimitPeriodValue
+    apiQuotaCallsValue
+    apiQuotaPeriodValue
     allowProductlessValue
   ]
 }

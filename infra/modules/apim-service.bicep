@@ -44,9 +44,18 @@ resource apim 'Microsoft.ApiManagement/service@2024-05-01' = {
   properties: {
     publisherEmail: publisherEmail
     publisherName: publisherName
-    // TLS 1.0/1.1 and SSL 3.0 are off by default for instances created after April 2018 (towards
-    // callers and backends), so customProperties are not set: the v2 tiers do not take every
-    // classic protocol property, and the defaults already give TLS 1.2+.
+    // Old protocols and the 3DES cipher off towards callers and backends, stated rather than left to
+    // the defaults (which already have them off since 2018). Consumption and the v2 tiers accept no
+    // change to the default cipher set; 'False' is that default.
+    customProperties: {
+      'Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Tls10': 'False'
+      'Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Tls11': 'False'
+      'Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Ssl30': 'False'
+      'Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Backend.Protocols.Tls10': 'False'
+      'Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Backend.Protocols.Tls11': 'False'
+      'Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Backend.Protocols.Ssl30': 'False'
+      'Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Ciphers.TripleDes168': 'False'
+    }
   }
 }
 

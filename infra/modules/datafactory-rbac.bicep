@@ -1,7 +1,7 @@
-// Data Factory Contributor for the gateway's identity on ONE factory (deployed into the factory's
-// own resource group, which may be in another subscription). Starting, querying and cancelling
-// pipeline runs are ARM actions under Microsoft.DataFactory/factories/*, which this role grants;
-// no built-in role narrower than it allows createRun.
+// The gateway's custom Data Factory role (custom-roles.bicep) on ONE factory, deployed into the
+// factory's own resource group (which may be in another subscription). It holds exactly the ARM
+// actions the gateway calls: start, read, query and cancel runs, read the factory and its pipelines.
+// Data Factory Contributor, which could also edit pipelines and linked services, is not used.
 
 @description('Name of the existing data factory.')
 param factoryName string
@@ -9,17 +9,18 @@ param factoryName string
 @description('Principal (object) id of the gateway\'s user-assigned identity.')
 param principalId string
 
-var dataFactoryContributor = '673868aa-7521-48a0-acc6-0f60742d39f5'
+@description('Id (GUID) of the custom role "Pipeline Gateway Data Factory runner".')
+param roleDefinitionId string
 
 resource factory 'Microsoft.DataFactory/factories@2018-06-01' existing = {
   name: factoryName
 }
 
-resource contributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(factory.id, principalId, dataFactoryContributor)
+resource runner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(factory.id, principalId, roleDefinitionId)
   scope: factory
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', dataFactoryContributor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

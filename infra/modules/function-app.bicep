@@ -1,7 +1,10 @@
-// The gateway's function app on Flex Consumption (Linux, Python), running as a user-assigned
-// managed identity. Storage is reached with identity-based connections only:
-//   AzureWebJobsStorage__*  the Functions host (deployment package, timer locks)
-//   GATEWAY_STORAGE__*      the app's own run table and queues (SDK code and queue-trigger bindings)
+// The gateway's function app on Flex Consumption (Linux, Python) with two user-assigned identities:
+//   the gateway identity (identityId)   what the app's code uses (AZURE_CLIENT_ID): Azure targets, its
+//                                       run table and queues (GATEWAY_STORAGE__*), Key Vault references
+//   the host identity (hostIdentityId)  what the Functions host uses: AzureWebJobsStorage__* (timer and
+//                                       singleton locks) and the deployment package container
+// so the identity the app's code uses holds no blob role and cannot replace the app's package.
+// Secrets (the alert webhook URL and its HMAC key) are Key Vault references, never values.
 // With backendAuth = easyAuth, App Service Authentication admits only API Management's identity.
 
 param name string
@@ -13,11 +16,17 @@ param tags object = {}
 @description('Resource id of the Flex Consumption plan (FC1).')
 param planId string
 
-@description('Resource id of the user-assigned identity the app runs as.')
+@description('Resource id of the gateway\'s user-assigned identity, which the app\'s code runs as.')
 param identityId string
 
-@description('Client id of that identity (AZURE_CLIENT_ID, storage connections, App Insights auth).')
+@description('Client id of that identity (AZURE_CLIENT_ID, the app\'s storage connection).')
 param identityClientId string
+
+@description('Resource id of the Functions host\'s user-assigned identity (host storage, deployment package).')
+param hostIdentityId string
+
+@description('Client id of the host\'s identity (AzureWebJobsStorage, host telemetry).')
+param hostIdentityClientId string
 
 param storageBlobEndpoint string
 
@@ -72,12 +81,18 @@ param apimIdentityPrincipalId string = ''
 @description('Route left open for platform health probes (the function itself is anonymous).')
 param healthPath string = '/api/health'
 
-// Identity-based connections, following the azd Flex Consumption quickstarts.
+@description('Versionless Key Vault secret URI of GATEWAY_FORWARD_URL; empty: alert forwarding off.')
+param forwardUrlSecretUri string = ''
+
+@description('Versionless Key Vault secret URI of GATEWAY_FORWARD_SECRET; empty: json posts unsigned.')
+param forwardSecretSecretUri string = ''
+
+// Identity-based connections, following the azd Flex Consumption quickstarts. The host needs blobs
+// only (timer and singleton locks): the queue triggers use GATEWAY_STORAGE, the gateway's identity.
 var hostStorageSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
-  AzureWebJobsStorage__clientId: identityClientId
+  AzureWebJobsStorage__clientId: hostIdentityClientId
   AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
-  AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
 }
 
 var gatewayStorageSettings = {
@@ -90,11 +105,26 @@ var gatewayStorageSettings = {
 var identitySettings = {
   AZURE_CLIENT_ID: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
-  // Application Insights has local auth disabled: the host sends telemetry with this identity.
-  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Application Insights has local auth disabled: the host sends its telemetry with its identity; the
+  // app's exporter (shared/telemetry) uses the gateway's.
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${hostIdentityClientId};Authorization=AAD'
+  // host.json sets telemetryMode OpenTelemetry; with this the Python worker joins each invocation to the
+  // host's trace (Functions docs, "Use OpenTelemetry with Azure Functions"), while the app configures
+  // the Azure Monitor exporter itself, with its identity (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY
+  // would configure a second exporter in the worker).
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
-var appSettings = union(gatewaySettings, hostStorageSettings, gatewayStorageSettings, identitySettings)
+// Secrets by reference, resolved by the platform with keyVaultReferenceIdentity (the gateway's identity).
+var forwardUrlSettings = empty(forwardUrlSecretUri) ? {} : {
+  GATEWAY_FORWARD_URL: '@Microsoft.KeyVault(SecretUri=${forwardUrlSecretUri})'
+}
+
+var forwardSecretSettings = empty(forwardSecretSecretUri) ? {} : {
+  GATEWAY_FORWARD_SECRET: '@Microsoft.KeyVault(SecretUri=${forwardSecretSecretUri})'
+}
+
+var appSettings = union(gatewaySettings, hostStorageSettings, gatewayStorageSettings, identitySettings, forwardUrlSettings, forwardSecretSettings)
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:API Management (Consumption has no VNet) calls the app on its public endpoint; Easy Auth admits only APIM's identity (functionKey mode: only the Key Vault-held key). Private inbound needs APIM Premium/v2 with a private endpoint, outside this template.
@@ -112,10 +142,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     type: 'UserAssigned'
     userAssignedIdentities: {
       '${identityId}': {}
+      '${hostIdentityId}': {}
     }
   }
   properties: {
     serverFarmId: planId
+    keyVaultReferenceIdentity: identityId
     httpsOnly: true
     clientAffinityEnabled: false
     publicNetworkAccess: 'Enabled'
@@ -138,7 +170,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: '${storageBlobEndpoint}${deploymentContainerName}'
           authentication: {
             type: 'UserAssignedIdentity'
-            userAssignedIdentityResourceId: identityId
+            userAssignedIdentityResourceId: hostIdentityId
           }
         }
       }

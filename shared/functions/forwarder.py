@@ -40,6 +40,7 @@ def blueprint(settings: Settings) -> func.Blueprint:
             alert = None
         if alert is None:
             # Never dropped: after the host's retries it waits on the poison queue, where the CLI shows it.
+            telemetry.forward_failed("", msg.dequeue_count or 0)
             raise ValueError(f"Message {msg.id} on the alert queue is not an alert")
         alert_id = alert.alertId
         context = app_context()
@@ -47,6 +48,7 @@ def blueprint(settings: Settings) -> func.Blueprint:
             forward(context.alert_history, alert, Webhook.from_settings(context.settings))
         except Exception as exc:
             _LOGGER.error("Alert %s not forwarded (try %s of the message): %s", alert_id, msg.dequeue_count, exc)
+            telemetry.forward_failed(alert.target, msg.dequeue_count or 0)
             raise
 
     return bp

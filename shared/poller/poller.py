@@ -152,6 +152,7 @@ class Poller:
         try:
             runs = list(self._context.registry.live_runs(name))
             report.live = len(runs)
+            telemetry.runs_in_flight(name, len(runs))
             for kind, source, group in self._sources(target, runs):
                 self._poll(kind, target, source, group, report, deadline)
         except GatewayError as exc:
@@ -207,11 +208,14 @@ class Poller:
         writes: list[tuple[Run, bool]] = []
         alerting: list[tuple[Run, str]] = []
         newly_failed: set[str] = set()
+        newly_ended: set[str] = set()
         for run in current:
             observed = upstream.get(run.upstream_run_id or "") if not run.terminal else None
             changed = _apply(run, observed) if observed is not None else run
             if changed.status == RunStatus.FAILED != run.status:
                 newly_failed.add(changed.id)
+            if changed.terminal and not run.terminal:
+                newly_ended.add(changed.id)
             alert_kind = self._alert_kind(changed, target, now)
             if changed is not run or (changed.terminal and alert_kind is None):
                 writes.append((changed, alert_kind is not None or not changed.terminal))
@@ -228,6 +232,10 @@ class Poller:
             report.finished += saved.terminal
             if saved.id in newly_failed:
                 telemetry.run_failed(saved.target, saved.kind)
+            if saved.id in newly_ended and saved.run_end is not None:
+                # run_end is in Azure's clock: compare with Azure's now, not ours.
+                lag = now + observation.clock_offset - saved.run_end
+                telemetry.run_ended(saved.target, saved.kind, lag.total_seconds())
             alert_kind = self._alert_kind(saved, target, now)
             if alert_kind is not None:
                 alerting.append((saved, alert_kind))

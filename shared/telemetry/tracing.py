@@ -100,6 +100,9 @@ class _Instruments:
     runs_failed: Any
     alerts_sent: Any
     poll_duration: Any
+    poll_lag: Any
+    runs_in_flight: Any
+    forward_failed: Any
 
 
 _tracer: Any = None
@@ -123,6 +126,17 @@ def install(tracer_provider: Any, meter_provider: Any) -> None:
         ),
         poll_duration=meter.create_histogram(
             "gateway.poll.duration", unit="s", description="Duration of a poller tick, or of one target's poll."
+        ),
+        poll_lag=meter.create_histogram(
+            "gateway.poll.lag", unit="s", description="From a run's end in Azure to the poller recording it."
+        ),
+        runs_in_flight=meter.create_gauge(
+            "gateway.runs.in_flight", unit="{run}", description="A target's live runs, as each poll reads them."
+        ),
+        forward_failed=meter.create_counter(
+            "gateway.alerts.forward_failed",
+            unit="{try}",
+            description="Failed tries to post an alert; after the last the host moves it to the poison queue.",
         ),
     )
 
@@ -155,6 +169,24 @@ def alert_sent(target: str, kind: str) -> None:
 def poll_finished(seconds: float, *, fanned_out: bool) -> None:
     if _instruments is not None:
         _instruments.poll_duration.record(seconds, {"gateway.poll": "target" if fanned_out else "tick"})
+
+
+def run_ended(target: str, kind: str, lag_seconds: float) -> None:
+    """A run the poller saw end, ``lag_seconds`` after Azure ended it: how stale statuses and alerts get."""
+    if _instruments is not None:
+        _instruments.poll_lag.record(max(lag_seconds, 0.0), {"gateway.target": target, "gateway.kind": kind})
+
+
+def runs_in_flight(target: str, count: int) -> None:
+    if _instruments is not None:
+        _instruments.runs_in_flight.set(count, {"gateway.target": target})
+
+
+def forward_failed(target: str, attempt: int) -> None:
+    """One failed try of the forwarder; ``attempt`` is the message's dequeue count (host.json maxDequeueCount
+    tries, then the poison queue). ``target`` is empty for a message that is not an alert."""
+    if _instruments is not None:
+        _instruments.forward_failed.add(1, {"gateway.target": target, "gateway.try": attempt})
 
 
 # --- spans --------------------------------------------------------------------------------------
@@ -190,16 +222,24 @@ _NO_SPAN = Span()
 @contextmanager
 def request_span(name: str, method: str, path: str, headers: Mapping[str, str]) -> Iterator[Span]:
     """The server span of one HTTP request, a child of the caller's span when it sent ``traceparent``
-    (APIM does, with W3C correlation), so the trace runs from APIM through the app to Azure."""
+    (APIM does, with W3C correlation), so the trace runs from APIM through the app to Azure. Inside the
+    Functions host's own request span (host.json telemetryMode OpenTelemetry) it is a child of that one."""
     if _tracer is None:
         yield _NO_SPAN
         return
+    from opentelemetry import trace
     from opentelemetry.trace import SpanKind
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    attributes = {"http.request.method": method, "url.path": path, "gateway.correlation_id": correlation_id() or ""}
+    if trace.get_current_span().get_span_context().is_valid:
+        # The Functions host already continued the caller's traceparent in its request span, and the worker
+        # (PYTHON_ENABLE_OPENTELEMETRY) made it current: one trace, one request, this span inside it.
+        with _tracer.start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=attributes) as otel:
+            yield Span(otel)
+        return
     carrier = {key: value for key in _TRACE_HEADERS if (value := headers.get(key))}
     parent = TraceContextTextMapPropagator().extract(carrier)
-    attributes = {"http.request.method": method, "url.path": path, "gateway.correlation_id": correlation_id() or ""}
     with _tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes) as otel:
         yield Span(otel)
 

@@ -25,6 +25,10 @@ BACKEND_AUTH_FRAGMENTS = {
     "easyAuth": "backend-auth-easyauth.xml",
     "functionKey": "backend-auth-functionkey.xml",
 }
+# The API-scope quota (quota-by-key) is put in on the StandardV2 tier only: Consumption lacks the policy.
+API_QUOTA_MARKER = "<!-- api-quota -->"
+API_QUOTA_FRAGMENT = "api-quota.xml"
+APIM_SKUS = ("Consumption", "StandardV2")
 PRODUCT_PLACEHOLDERS = {
     "__RATE_LIMIT_CALLS__": "rateLimitCalls",
     "__RATE_LIMIT_PERIOD__": "renewalPeriod",
@@ -89,11 +93,15 @@ def xml_root(text: str) -> ET.Element:
     return ET.fromstring(text)  # noqa: S314
 
 
-def api_policy(mode: str) -> str:
-    """The API-scope policy as apim-api.bicep assembles it for backendAuth = mode."""
-    fragment = (POLICIES / BACKEND_AUTH_FRAGMENTS[mode]).read_text(encoding="utf-8")
-    fragment = fragment.replace("<fragment>", "").replace("</fragment>", "")
-    return (POLICIES / "api.xml").read_text(encoding="utf-8").replace(BACKEND_AUTH_MARKER, fragment)
+def _fragment(name: str) -> str:
+    return (POLICIES / name).read_text(encoding="utf-8").replace("<fragment>", "").replace("</fragment>", "")
+
+
+def api_policy(mode: str, sku: str = "Consumption") -> str:
+    """The API-scope policy as apim-api.bicep assembles it for backendAuth = mode on the tier ``sku``."""
+    quota = "" if sku == "Consumption" else _fragment(API_QUOTA_FRAGMENT)
+    text = (POLICIES / "api.xml").read_text(encoding="utf-8")
+    return text.replace(BACKEND_AUTH_MARKER, _fragment(BACKEND_AUTH_FRAGMENTS[mode])).replace(API_QUOTA_MARKER, quota)
 
 
 def product_policy(product: dict[str, Any]) -> str:

