@@ -94,6 +94,9 @@ param synapseWorkspaces array = []
 @description('Azure Machine Learning workspaces: [{ name (catalog target), workspaceName?, subscriptionId?, resourceGroup, region?, jobs: [{ name, jobType, ..., products?, maxDurationMinutes? }] }].')
 param machineLearningWorkspaces array = []
 
+@description('Microsoft Fabric workspaces: [{ name (catalog target), workspaceId, workspaceName?, pipelines: [name | { match | itemId, maxDurationMinutes?, products? }] }]. Their permissions are Fabric workspace roles, given by hand (docs/deploy.md, "Fabric workspace access").')
+param fabricWorkspaces array = []
+
 @description('Also alert when a run ends Cancelled.')
 param alertOnCancelled bool = false
 
@@ -234,8 +237,17 @@ var machineLearningTargets = [for workspace in machineLearningWorkspaces: union(
   runHistoryEndpoint: 'https://${workspace.region}.api.azureml.ms'
 } : {})]
 
+var fabricTargets = [for workspace in fabricWorkspaces: union({
+  name: workspace.name
+  kind: 'fabric'
+  workspaceId: workspace.workspaceId
+  pipelines: contains(workspace, 'pipelines') ? workspace.pipelines : []
+}, contains(workspace, 'workspaceName') ? {
+  workspaceName: workspace.workspaceName
+} : {})]
+
 var catalog = {
-  targets: concat(dataFactoryTargets, synapseTargets, machineLearningTargets)
+  targets: concat(dataFactoryTargets, synapseTargets, machineLearningTargets, fabricTargets)
   alertOnCancelled: alertOnCancelled
 }
 

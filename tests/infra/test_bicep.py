@@ -146,14 +146,59 @@ def _catalog_product_references(entries: list[Any]) -> set[str]:
 def test_catalog_parameters_are_well_formed() -> None:
     given = parameters()
     product_ids = {product["id"] for product in given["apimProducts"]["value"]}
-    targets = given["dataFactories"]["value"] + given["synapseWorkspaces"]["value"]
+    targets = [target for array in CATALOG_ARRAYS.values() for target in given[array]["value"]]
     names = [target["name"] for target in targets]
     assert len(names) == len(set(names)), "catalog target names must be unique"
     for target in targets:
         assert re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", target["name"]), target["name"]
-        assert target.get("resourceGroup"), f"{target['name']}: resourceGroup is required"
+        assert target.get("resourceGroup") or target.get("workspaceId"), f"{target['name']}: where is it?"
         refs = _catalog_product_references(target.get("pipelines", []) + target.get("sparkPools", []))
         assert refs <= product_ids, f"{target['name']} allows unknown APIM products {refs - product_ids}"
+
+
+# The catalog's target variables in main.bicep and the parameter each is built from.
+CATALOG_ARRAYS = {
+    "dataFactoryTargets": "dataFactories",
+    "synapseTargets": "synapseWorkspaces",
+    "machineLearningTargets": "machineLearningWorkspaces",
+    "fabricTargets": "fabricWorkspaces",
+}
+
+
+def _built_keys(entry: Any) -> set[str]:
+    """The keys a catalog entry can have: an object, or union(object, condition ? object : {})."""
+    if "function" in entry and entry["function"]["type"] == "union":
+        base, optional = entry["function"]["parameters"].values()
+        operands = optional["operator"]["operands"]
+        return object_keys(base) | object_keys(operands["true_value"]) | object_keys(operands["false_value"])
+    return object_keys(entry)
+
+
+def test_each_catalog_entry_the_bicep_builds_fits_its_kinds_target_model() -> None:
+    """Every key the Bicep writes is a field the app's target model accepts, and every required one is
+    written: a catalog the app would refuse at its first request cannot be deployed."""
+    from shared.kinds.datafactory import DataFactoryTarget
+    from shared.kinds.fabric import FabricTarget
+    from shared.kinds.machinelearning import MachineLearningTarget
+    from shared.kinds.synapse import SynapseTarget
+
+    models = {
+        "dataFactoryTargets": DataFactoryTarget,
+        "synapseTargets": SynapseTarget,
+        "machineLearningTargets": MachineLearningTarget,
+        "fabricTargets": FabricTarget,
+    }
+    variables = parse_bicep(INFRA / "main.bicep")["variables"]
+    concatenated = variables["catalog"]["value"]["targets"]["function"]["parameters"].values()
+    assert set(concatenated) == set(CATALOG_ARRAYS), "every kind's targets go into GATEWAY_CATALOG"
+    for variable, model in models.items():
+        value = variables[variable]["value"]
+        assert value["loop_type"]["detail"]["array_name"] == CATALOG_ARRAYS[variable]
+        keys = _built_keys(value["config"])
+        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        assert keys <= set(fields), f"{variable}: {keys - set(fields)} are not fields of {model.__name__}"
+        required = {alias for alias, field in fields.items() if field.is_required()}
+        assert required <= keys, f"{variable}: {required - keys} required by {model.__name__}"
 
 
 def test_catalog_is_built_from_the_parameters() -> None:
