@@ -253,6 +253,7 @@ var catalog = {
 
 var dataFactoryIds = [for target in dataFactoryTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.DataFactory/factories/${target.factoryName}']
 var synapseWorkspaceIds = [for target in synapseTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.Synapse/workspaces/${target.workspaceName}']
+var machineLearningWorkspaceIds = [for target in machineLearningTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.MachineLearningServices/workspaces/${target.workspaceName}']
 
 // Where the custom roles may be assigned: the resource groups of the listed targets, once each (union()).
 var dataFactoryGroups = [for target in dataFactoryTargets: '/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}']
@@ -613,6 +614,7 @@ module privateEndpoints 'modules/private-endpoints.bicep' = if (enablePrivateNet
     storageAccountName: storage.outputs.name
     dataFactoryIds: dataFactoryIds
     synapseWorkspaceIds: synapseWorkspaceIds
+    machineLearningWorkspaceIds: machineLearningWorkspaceIds
     manualApproval: privateEndpointManualApproval
   }
 }
@@ -644,3 +646,4 @@ output GATEWAY_STORAGE_TABLE_URI string = storage.outputs.tableEndpoint
 output GATEWAY_STORAGE_QUEUE_URI string = storage.outputs.queueEndpoint
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
 output SYNAPSE_RBAC_PLAN string = join(synapseRbacEntries, ';')
+output PRIVATE_ENDPOINT_APPROVALS array = enablePrivateNetworking ? privateEndpoints.outputs.approvals : []

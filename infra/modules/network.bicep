@@ -1,6 +1,6 @@
 // Virtual network for the secure-integration pattern (enablePrivateNetworking = true):
 //   snet-app  delegated to Microsoft.App/environments: Flex Consumption outbound VNet integration
-//   snet-pe   private endpoints (Storage, Synapse dev endpoint, Data Factory)
+//   snet-pe   private endpoints (Storage, Data Factory, Synapse dev endpoint, Azure ML workspace)
 // Each subnet has its own network security group (platform default rules; add your own there).
 
 param name string

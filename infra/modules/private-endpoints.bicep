@@ -3,9 +3,14 @@
 //   Storage blob/queue/table   privatelink.{blob,queue,table}.<storage suffix>
 //   Synapse dev endpoint       privatelink.dev.azuresynapse.net   (group "Dev": pipelines, Spark, RBAC API)
 //   Data Factory               privatelink.datafactory.azure.net  (group "dataFactory")
-// Endpoints to factories and workspaces in other subscriptions are auto-approved when the deploying
-// principal may approve them; otherwise set privateEndpointManualApproval and have their owners
-// approve the pending connections.
+//   Azure ML workspace         privatelink.api.azureml.ms and privatelink.notebooks.azure.net
+//                              (group "amlworkspace": the workspace API, run history, its notebooks)
+// Approval: a connection to a target in the deployment's own subscription is approved by the deployment
+// (the deploying principal, Owner or Contributor there, holds the target's
+// privateEndpointConnectionsApproval action); one to another subscription, or every one with
+// manualApproval, is requested for manual approval and stays Pending until the target's owner approves
+// it (docs/deploy.md, "Private targets"); until then the app cannot reach that target privately, and
+// GET /api/targets/{t} says so. The output approvals lists each endpoint and how it is approved.
 
 param location string
 
@@ -25,8 +30,16 @@ param dataFactoryIds array = []
 @description('Resource ids of the Synapse workspaces in the catalog.')
 param synapseWorkspaceIds array = []
 
-@description('true: request connections to factories and workspaces for manual approval by their owners.')
+@description('Resource ids of the Azure Machine Learning workspaces in the catalog.')
+param machineLearningWorkspaceIds array = []
+
+@description('true: request every connection to a factory or workspace for manual approval by its owner (else only those in other subscriptions).')
 param manualApproval bool = false
+
+// Per target: request for manual approval (another subscription, or manualApproval), else approved here.
+var dataFactoryManual = [for id in dataFactoryIds: manualApproval || split(id, '/')[2] != subscription().subscriptionId]
+var synapseManual = [for id in synapseWorkspaceIds: manualApproval || split(id, '/')[2] != subscription().subscriptionId]
+var machineLearningManual = [for id in machineLearningWorkspaceIds: manualApproval || split(id, '/')[2] != subscription().subscriptionId]
 
 var storageServices = [
   'blob'
@@ -36,6 +49,10 @@ var storageServices = [
 
 var dataFactoryZoneName = 'privatelink.datafactory.azure.net'
 var synapseDevZoneName = 'privatelink.dev.azuresynapse.net'
+var machineLearningZoneNames = [
+  'privatelink.api.azureml.ms'
+  'privatelink.notebooks.azure.net'
+]
 
 module storageZones 'br/public:avm/res/network/private-dns-zone:0.7.1' = [for service in storageServices: {
   name: 'pdz-storage-${service}'
@@ -111,7 +128,7 @@ module dataFactoryEndpoints 'br/public:avm/res/network/private-endpoint:0.11.0' 
     location: location
     tags: tags
     subnetResourceId: subnetId
-    privateLinkServiceConnections: manualApproval ? [] : [
+    privateLinkServiceConnections: dataFactoryManual[i] ? [] : [
       {
         name: 'adf-${last(split(factoryId, '/'))}'
         properties: {
@@ -122,7 +139,7 @@ module dataFactoryEndpoints 'br/public:avm/res/network/private-endpoint:0.11.0' 
         }
       }
     ]
-    manualPrivateLinkServiceConnections: manualApproval ? [
+    manualPrivateLinkServiceConnections: dataFactoryManual[i] ? [
       {
         name: 'adf-${last(split(factoryId, '/'))}'
         properties: {
@@ -172,7 +189,7 @@ module synapseDevEndpoints 'br/public:avm/res/network/private-endpoint:0.11.0' =
     location: location
     tags: tags
     subnetResourceId: subnetId
-    privateLinkServiceConnections: manualApproval ? [] : [
+    privateLinkServiceConnections: synapseManual[i] ? [] : [
       {
         name: 'syn-dev-${last(split(workspaceId, '/'))}'
         properties: {
@@ -183,7 +200,7 @@ module synapseDevEndpoints 'br/public:avm/res/network/private-endpoint:0.11.0' =
         }
       }
     ]
-    manualPrivateLinkServiceConnections: manualApproval ? [
+    manualPrivateLinkServiceConnections: synapseManual[i] ? [
       {
         name: 'syn-dev-${last(split(workspaceId, '/'))}'
         properties: {
@@ -207,3 +224,88 @@ module synapseDevEndpoints 'br/public:avm/res/network/private-endpoint:0.11.0' =
     }
   }
 }]
+
+module machineLearningZones 'br/public:avm/res/network/private-dns-zone:0.7.1' = [for zone in machineLearningZoneNames: {
+  name: 'pdz-${replace(zone, '.', '-')}'
+  params: {
+    name: zone
+    location: 'global'
+    tags: tags
+    virtualNetworkLinks: [
+      {
+        name: 'link-${replace(zone, '.', '-')}-${uniqueString(virtualNetworkId)}'
+        virtualNetworkResourceId: virtualNetworkId
+        registrationEnabled: false
+        location: 'global'
+        tags: tags
+      }
+    ]
+  }
+}]
+
+module machineLearningEndpoints 'br/public:avm/res/network/private-endpoint:0.11.0' = [for (workspaceId, i) in machineLearningWorkspaceIds: {
+  name: 'pe-aml-${i}'
+  params: {
+    name: 'pe-aml-${last(split(workspaceId, '/'))}'
+    location: location
+    tags: tags
+    subnetResourceId: subnetId
+    privateLinkServiceConnections: machineLearningManual[i] ? [] : [
+      {
+        name: 'aml-${last(split(workspaceId, '/'))}'
+        properties: {
+          privateLinkServiceId: workspaceId
+          groupIds: [
+            'amlworkspace'
+          ]
+        }
+      }
+    ]
+    manualPrivateLinkServiceConnections: machineLearningManual[i] ? [
+      {
+        name: 'aml-${last(split(workspaceId, '/'))}'
+        properties: {
+          privateLinkServiceId: workspaceId
+          groupIds: [
+            'amlworkspace'
+          ]
+          requestMessage: 'Pipeline Gateway: private access to the Azure Machine Learning workspace'
+        }
+      }
+    ] : []
+    customDnsConfigs: []
+    privateDnsZoneGroup: {
+      name: 'default'
+      privateDnsZoneGroupConfigs: [
+        {
+          name: 'azureml-api'
+          privateDnsZoneResourceId: machineLearningZones[0].outputs.resourceId
+        }
+        {
+          name: 'azureml-notebooks'
+          privateDnsZoneResourceId: machineLearningZones[1].outputs.resourceId
+        }
+      ]
+    }
+  }
+}]
+
+// What each endpoint's connection waits for: 'automatic' (approved by this deployment) or 'manual'.
+var dataFactoryApprovals = [for (id, i) in dataFactoryIds: {
+  endpoint: 'pe-adf-${last(split(id, '/'))}'
+  target: id
+  approval: dataFactoryManual[i] ? 'manual' : 'automatic'
+}]
+var synapseApprovals = [for (id, i) in synapseWorkspaceIds: {
+  endpoint: 'pe-syn-dev-${last(split(id, '/'))}'
+  target: id
+  approval: synapseManual[i] ? 'manual' : 'automatic'
+}]
+var machineLearningApprovals = [for (id, i) in machineLearningWorkspaceIds: {
+  endpoint: 'pe-aml-${last(split(id, '/'))}'
+  target: id
+  approval: machineLearningManual[i] ? 'manual' : 'automatic'
+}]
+
+@description('Each private endpoint to a factory or workspace, its target and how its connection is approved: the manual ones wait for their target\'s owner.')
+output approvals array = concat(dataFactoryApprovals, synapseApprovals, machineLearningApprovals)
