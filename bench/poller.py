@@ -5,11 +5,16 @@ each in a process of its own so time and peak memory are their own; only the way
 differs: ``queryPipelineRuns`` pages per target, or one ``GET pipelineruns/{id}`` per run (what users
 of the official SDKs do). The emulator pages at 100 runs, like the service.
 
-    python -m bench.poller [--runs 10000] [--targets 10] [--kind datafactory|machinelearning]
+    python -m bench.poller [--runs 10000] [--targets 10] [--kind datafactory|machinelearning|fabric]
 
 ``--kind machinelearning`` runs the same comparison over Azure ML jobs: ``Jobs_List`` pages of the
 gateway's tagged jobs per workspace (plus one run-history read per job that ended), against one
 ``Jobs_Get`` per job.
+
+``--kind fabric`` runs it over Fabric pipeline runs, where ``--targets`` counts the pipelines of one
+Fabric workspace (``python -m bench.poller --kind fabric --runs 1000 --targets 20``): Fabric lists job
+instances per pipeline only, so the bulk poller makes one List Item Job Instances call per pipeline
+with runs in flight and page of 100, against one Get Item Job Instance per run.
 
 The last line printed is one JSON object.
 """
@@ -42,6 +47,7 @@ SHARES = {LONG: 0.75, DONE: 0.245, FAILS: 0.005}
 STATUS_ROUTES = {
     "datafactory": ("PipelineRuns_QueryByFactory", "PipelineRuns_Get"),
     "machinelearning": ("Jobs_List", "Jobs_Get"),
+    "fabric": ("JobScheduler_ListItemJobInstances", "JobScheduler_GetItemJobInstance"),
 }
 # The short runs end this long after they start; the clock is moved past it between the two ticks.
 FINISH_S = 600
@@ -50,6 +56,8 @@ FINISH_S = 600
 def emulator_config(targets: int, kind: str) -> dict[str, Any]:
     if kind == "machinelearning":
         return {"page_size": 100, "factories": [], "workspaces": [], "ml_workspaces": ml_workspaces(targets)}
+    if kind == "fabric":
+        return {"page_size": 100, "factories": [], "workspaces": [], "fabric_workspaces": [fabric_workspace(targets)]}
     pipelines = [
         {"name": LONG, "queue_s": 0, "duration_s": 36_000, "activities": [{"name": "Transform", "type": "Copy"}]},
         {"name": DONE, "queue_s": 0, "duration_s": FINISH_S, "activities": [{"name": "Copy", "type": "Copy"}]},
@@ -89,6 +97,32 @@ def ml_workspaces(targets: int) -> list[dict[str, Any]]:
         {"name": f"bench-aml-{index:02d}", "resource_group": "rg-bench", "templates": templates}
         for index in range(targets)
     ]
+
+
+def fabric_workspace(pipelines: int) -> dict[str, Any]:
+    """One Fabric workspace whose pipelines go like the ones above: three quarters run long, one fails
+    (each Fabric pipeline has one outcome in the emulator), the rest end; ``etl_long_00`` and so on."""
+    if pipelines < 3:
+        raise SystemExit("--kind fabric needs at least 3 pipelines (--targets): one runs long, one ends, one fails")
+    long_running = min(round(pipelines * SHARES[LONG]), pipelines - 2)
+    kinds = [LONG] * long_running + [DONE] * (pipelines - long_running - 1) + [FAILS]
+    timing = {LONG: 36_000, DONE: FINISH_S, FAILS: FINISH_S}
+    specs = []
+    for index, share in enumerate(kinds):
+        spec: dict[str, Any] = {
+            "id": f"00000000-0000-4000-8000-{index:012d}",
+            "name": f"{share}_{index:02d}",
+            "queue_s": 0,
+            "duration_s": timing[share],
+            "activities": [{"name": "Copy", "type": "Copy"}],
+        }
+        if share == FAILS:
+            spec |= {
+                "outcome": "Failed",
+                "failure": {"activity": "Copy", "message": "Cannot connect to the warehouse."},
+            }
+        specs.append(spec)
+    return {"id": "0be0c0ab-0000-4000-8000-000000000001", "name": "bench-fabric", "pipelines": specs}
 
 
 def start_emulator(workdir: Path, targets: int, kind: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
@@ -137,6 +171,7 @@ def seed(runs: int, targets: int, tables: list[str], kind: str) -> dict[str, int
     from shared.config.settings import Settings
     from shared.context import AppContext
     from shared.kinds.datafactory import DATAFACTORY
+    from shared.kinds.fabric import FABRIC
     from shared.kinds.machinelearning import MACHINE_LEARNING, job_name
     from shared.kinds.pipelines import StartOptions
     from shared.runs.model import Run, RunStatus, new_run_id, utcnow
@@ -144,7 +179,10 @@ def seed(runs: int, targets: int, tables: list[str], kind: str) -> dict[str, int
     context = AppContext(Settings())
     names = [t.name for t in context.catalog.targets]
     rng = random.Random(7)
-    plan = [(names[i % targets], rng.choices(list(SHARES), weights=list(SHARES.values()))[0]) for i in range(runs)]
+    plan = [(names[i % len(names)], rng.choices(list(SHARES), weights=list(SHARES.values()))[0]) for i in range(runs)]
+    if kind == "fabric":  # one workspace: each run goes to a pipeline that goes as its share says
+        pipelines = [rule.match for rule in FABRIC.rules(context.catalog.get(names[0]))]
+        plan = [(target, rng.choice([p for p in pipelines if p.startswith(share)])) for target, share in plan]
 
     def submit(target: str, pipeline: str, run_id: str) -> str:
         entry = context.catalog.get(target)
@@ -153,7 +191,17 @@ def seed(runs: int, targets: int, tables: list[str], kind: str) -> dict[str, int
             (template,) = (t for t in MACHINE_LEARNING.rules(entry) if t.match == pipeline)
             job, _ = ml.create_job(job_name(run_id), template.job(run_id, template.resolve({})))
             return job.name
+        if kind == "fabric":
+            item = FABRIC.item(context, entry, pipeline)
+            return FABRIC.client(context, entry).run_on_demand_item_job(item.id, {}).run_id
         return DATAFACTORY.client(context, entry).create_run(pipeline, {}, StartOptions()).run_id
+
+    def options(target: str, pipeline: str) -> dict[str, str]:
+        if kind == "machinelearning":
+            return {"jobType": "Command"}
+        if kind == "fabric":
+            return {"itemId": FABRIC.item(context, context.catalog.get(target), pipeline).id}
+        return {}
 
     def create(item: tuple[str, str]) -> Run:
         target, pipeline = item
@@ -171,7 +219,7 @@ def seed(runs: int, targets: int, tables: list[str], kind: str) -> dict[str, int
             updated_at=now,
             run_start=now,
             upstream_run_id=upstream,
-            options={"jobType": "Command"} if kind == "machinelearning" else {},
+            options=options(target, pipeline),
             correlation_id="bench",
         )
 
@@ -180,7 +228,7 @@ def seed(runs: int, targets: int, tables: list[str], kind: str) -> dict[str, int
     for table in tables:
         registry = AppContext(Settings({**os.environ, "GATEWAY_RUNS_TABLE": table})).registry
         registry.import_runs(records)
-    return {pipeline: sum(1 for _, p in plan if p == pipeline) for pipeline in SHARES}
+    return {share: sum(1 for _, p in plan if p.startswith(share)) for share in SHARES}
 
 
 def tick(role: str) -> dict[str, Any]:
@@ -251,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             with Azurite(workdir / "azurite", tls) as azurite:
                 env = environment(info, azurite, tls.ca_bundle)
                 os.environ.update(env)
-                print(f"Seeding {args.runs} {args.kind} runs across {args.targets} targets ...", flush=True)
+                unit = "pipelines of one workspace" if args.kind == "fabric" else "targets"
+                print(f"Seeding {args.runs} {args.kind} runs across {args.targets} {unit} ...", flush=True)
                 started = time.perf_counter()
                 mix = seed(args.runs, args.targets, ["benchours", "benchnaive"], args.kind)
                 print(f"  seeded in {time.perf_counter() - started:.1f}s: {mix}", flush=True)

@@ -76,6 +76,35 @@ SPARK_POOL = NameRule(
     15,
     "letters and digits, starting with a letter, at most 15 characters.",
 )
+# Azure ML workspace names (Workspaces_Get): 3-33 letters, digits, hyphens or underscores.
+ML_WORKSPACE = NameRule(
+    "Azure ML workspace name",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,32}"),
+    33,
+    "3 to 33 letters, digits, hyphens or underscores, starting with a letter or digit.",
+)
+# An Azure ML job template of the catalog: a URL segment, and the experiment name when none is set
+# (experiment names: letters, digits, hyphens and underscores, starting with a letter or digit).
+ML_TEMPLATE = NameRule(
+    "Job template name",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*"),
+    255,
+    "letters, digits, hyphens and underscores, starting with a letter or digit.",
+)
+# Azure ML job input names are identifiers (the ${{inputs.<name>}} of a command).
+ML_INPUT = NameRule(
+    "Input name",
+    re.compile(r"[A-Za-z_][A-Za-z0-9_]*"),
+    255,
+    "letters, digits and underscores, not starting with a digit.",
+)
+# Microsoft Fabric names workspaces, items and job instances by GUID (format: uuid in its specs).
+FABRIC_ID = NameRule(
+    "Fabric id",
+    re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+    36,
+    "a GUID such as 00000000-0000-0000-0000-000000000000 (Fabric names workspaces and items by id).",
+)
 # Our own names: target names appear in URLs and run ids.
 TARGET = NameRule(
     "Target name",

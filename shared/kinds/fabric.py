@@ -22,8 +22,9 @@ from urllib.parse import quote
 from pydantic import field_validator, model_validator
 
 from shared.api.requests import StartRunRequest
+from shared.config import names
 from shared.config.settings import Settings
-from shared.config.targets import AccessRule, PipelineRule, TargetEntry
+from shared.config.targets import AccessRule, PipelineRule, TargetEntry, check_name
 from shared.errors import GatewayError, UpstreamNotFound, ValidationFailed
 from shared.kinds.base import (
     WINDOW_SKEW,
@@ -40,7 +41,6 @@ from shared.kinds.base import (
 )
 from shared.kinds.checks import Check, run_check
 from shared.kinds.fabric_client import (
-    GUID,
     MANUAL,
     PIPELINE_JOB_TYPE,
     FabricClient,
@@ -78,10 +78,9 @@ DEDUPED_MESSAGE = (
 )
 
 
-def _guid(value: str, what: str) -> str:
-    if not GUID.fullmatch(value):
-        raise ValueError(f"{what} must be a GUID such as 00000000-0000-0000-0000-000000000000")
-    return value.lower()
+def _fabric_id(value: str) -> str:
+    """Fabric's ids compared as Fabric writes them, in lower case."""
+    return check_name(names.FABRIC_ID, value).lower()
 
 
 class FabricPipelineRule(PipelineRule):
@@ -98,7 +97,7 @@ class FabricPipelineRule(PipelineRule):
     @field_validator("item_id")
     @classmethod
     def _item(cls, value: str | None) -> str | None:
-        return None if value is None else _guid(value, "itemId")
+        return None if value is None else _fabric_id(value)
 
     @model_validator(mode="after")
     def _one_item_one_name(self) -> FabricPipelineRule:
@@ -118,7 +117,7 @@ class FabricTarget(TargetEntry):
     @field_validator("workspace_id")
     @classmethod
     def _workspace_id(cls, value: str) -> str:
-        return _guid(value, "workspaceId")
+        return _fabric_id(value)
 
     @field_validator("workspace_name")
     @classmethod

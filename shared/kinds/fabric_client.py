@@ -13,7 +13,6 @@ parameters it was given. Permissions are workspace roles, not Azure RBAC, so the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.azure.transport import TargetClient, UpstreamClient
+from shared.config import names
 from shared.errors import OutcomeUnknown, UpstreamBadResponse
 from shared.kinds.pipelines import MAX_PAGES, ActivityRun, CreatedRun, iso, parse_activity_run, parse_time
 
@@ -28,7 +28,6 @@ from shared.kinds.pipelines import MAX_PAGES, ActivityRun, CreatedRun, iso, pars
 PIPELINE_JOB_TYPE = "Pipeline"
 MANUAL = "Manual"  # invokeType of an on-demand run; scheduled runs say "Scheduled"
 ITEM_TYPE = "DataPipeline"
-GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 class JobStatus:
@@ -111,7 +110,7 @@ def job_instance_id(location: str | None, item_id: str) -> str | None:
     segments = urlsplit(location).path.rstrip("/").split("/")
     if len(segments) < 5 or [s.lower() for s in segments[-5:-1]] != ["items", item_id.lower(), "jobs", "instances"]:
         return None
-    return segments[-1].lower() if GUID.fullmatch(segments[-1]) else None
+    return segments[-1].lower() if names.FABRIC_ID.problem(segments[-1]) is None else None
 
 
 def _page(body: Any, operation: str) -> tuple[list[Any], str | None]:
