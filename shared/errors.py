@@ -162,6 +162,13 @@ class RunAlreadyRerun(Conflict):
     title = "Run already rerun"
 
 
+class RetryNotPending(Conflict):
+    """An automatic retry that is no longer scheduled (cancelled, or taken over) is not submitted."""
+
+    slug = "retry-not-pending"
+    title = "Retry no longer scheduled"
+
+
 class RunNotStarted(Conflict):
     """The run has no upstream run: it is still being submitted, or Azure never started it."""
 

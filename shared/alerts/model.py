@@ -8,7 +8,7 @@ added. Changing a field's meaning needs ``schemaVersion`` 2.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,6 +19,7 @@ SCHEMA_VERSION = 1
 
 class AlertKind:
     FAILED = "failed"
+    RETRYING = "retrying"  # info: the run failed and is rerun automatically (when the policy asks)
     CANCELLED = "cancelled"
     OVERDUE = "overdue"
     UNKNOWN = "unknown"
@@ -36,6 +37,18 @@ class FailedActivityItem(_Part):
     message: str = ""
     start: str | None = None
     end: str | None = None
+
+
+class AttemptItem(_Part):
+    """One run of an automatic retry chain, in a line: how it ended and why it failed."""
+
+    attempt: int
+    runId: str
+    status: str
+    upstreamRunId: str | None = None
+    start: str | None = None
+    end: str | None = None
+    failure: str = ""
 
 
 class RunRef(_Part):
@@ -70,7 +83,8 @@ class Alert(_Part):
     failedActivities: list[FailedActivityItem] = []
     appId: str | None = None
     errors: list[str] = []
-    driverLogTail: list[str] = []
+    driverLogTail: list[str] = []  # the last lines of the failed run's log: a Spark driver's, or logName
+    logName: str | None = None  # added in v1 (readers keep unknown fields): which log, when not a driver's
     start: str | None = None
     end: str | None = None
     durationMs: int | None = None
@@ -81,10 +95,20 @@ class Alert(_Part):
     previousRuns: list[RunRef] = []
     firstFailure: bool = True
     raisedAt: str | None = None
+    # Added in v1 for runs under a retry policy, and present only on their alerts: which attempt of how
+    # many this run is, every attempt of its chain (the final alert's list), when the next one is due.
+    attempt: int | None = None
+    maxAttempts: int | None = None
+    attempts: list[AttemptItem] | None = None
+    nextRetryAt: str | None = None
+
+    RETRY_FIELDS: ClassVar[tuple[str, ...]] = ("attempt", "maxAttempts", "attempts", "nextRetryAt")
 
     def queue_message(self) -> dict[str, Any]:
-        """The alert as JSON on the queue and in the history: every field, nulls included."""
-        return self.model_dump(mode="json")
+        """The alert as JSON on the queue and in the history: every field, nulls included, except the
+        retry fields of an alert that has none (so alerts without a policy are as they always were)."""
+        absent = {name for name in self.RETRY_FIELDS if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=absent)
 
     @property
     def raised(self) -> datetime:

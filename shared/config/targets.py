@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.config import names
+from shared.config.retry import RetryPolicy
 from shared.errors import NotAllowed
 
 GLOB_CHARACTERS = frozenset("*?[")
@@ -49,11 +50,14 @@ class AccessRule(RateLimits):
 
     Names match case-insensitively, as ADF and Synapse treat pipeline and pool names: a rule for
     ``copy_sales`` also governs ``copy_SALES``, which Azure would run as ``copy_sales``.
+
+    ``retry`` reruns a failed run automatically (``shared.config.retry``), over the target's default.
     """
 
     match: str = Field(min_length=1, max_length=260)
     max_duration_minutes: int | None = Field(default=None, gt=0)
     products: tuple[str, ...] | None = None
+    retry: RetryPolicy | None = None
 
     def matches(self, name: str) -> bool:
         return fnmatch.fnmatchcase(name.casefold(), self.match.casefold())
@@ -102,6 +106,7 @@ class TargetEntry(CatalogModel):
     name: str
     pipelines: tuple[PipelineRule, ...] = ()
     alert_on_cancelled: bool | None = None
+    retry: RetryPolicy | None = None  # the default of every rule on the target that sets none
 
     @field_validator("name")
     @classmethod
@@ -120,6 +125,10 @@ class TargetEntry(CatalogModel):
             if rule.is_exact:
                 check_name(names.PIPELINE, rule.match)
         return rules
+
+    def retry_for(self, rule: AccessRule) -> RetryPolicy | None:
+        """The retry policy of runs started under ``rule``: its own, else the target's."""
+        return rule.retry if rule.retry is not None else self.retry
 
     @property
     @abstractmethod

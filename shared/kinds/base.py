@@ -22,6 +22,7 @@ from shared.kinds.checks import Check
 if TYPE_CHECKING:
     from shared.api.requests import RerunRequest
     from shared.azure.transport import UpstreamClient
+    from shared.config.retry import RetryPolicy
     from shared.config.settings import Settings
     from shared.runs.model import Run
 
@@ -112,14 +113,25 @@ class FailedActivity:
 
 
 @dataclass(frozen=True)
+class FailureSignature:
+    """What a retry policy's ``on`` matches of one failure: its type and its code."""
+
+    failure_type: str
+    error_code: str
+
+
+@dataclass(frozen=True)
 class FailureDetails:
     """What an alert says beyond the run record: failed activities, or Livy's errors and driver log."""
 
     activities: Sequence[FailedActivity] = ()
     errors: Sequence[str] = ()
     log_tail: Sequence[str] = ()
+    log_name: str | None = None  # which log the tail is from, when not a Spark driver's ("std_log.txt of step x")
     app_id: str | None = None
     spark_ui: str | None = None
+    # The type and code of each error in ``errors`` where the service gives them (Livy's source, errorCode).
+    causes: Sequence[FailureSignature] = ()
 
     @property
     def reason(self) -> str:
@@ -173,6 +185,7 @@ class RunKind(ABC, Generic[TargetT, RequestT]):
     family: ClassVar[str]  # the route family that starts it ("pipelines")
     rules_field: ClassVar[str]  # the catalog's and the target view's list of what may be started
     resource_noun: ClassVar[str]  # what those rules name, in messages ("Pipeline")
+    step_noun: ClassVar[str] = "activity"  # what an alert calls the part of a run that failed
     target_model: ClassVar[type[TargetEntry]]
     request_model: ClassVar[type[BaseModel]]
 
@@ -187,6 +200,10 @@ class RunKind(ABC, Generic[TargetT, RequestT]):
     def rule(self, target: TargetT, resource: str, product: str | None) -> AccessRule:
         """The rule that lets ``product`` use ``resource``; raises NotAllowed when none does."""
         return allowed(self.rules(target), resource, product, f"{self.resource_noun} {resource!r}", target.name)
+
+    def rule_facts(self, rule: AccessRule) -> dict[str, Any]:
+        """What a caller sees of a rule beyond its name and duration (a job template's inputs)."""
+        return {}
 
     @abstractmethod
     def fingerprint(self, target: TargetT, resource: str, request: RequestT) -> dict[str, Any]:
@@ -205,6 +222,28 @@ class RunKind(ABC, Generic[TargetT, RequestT]):
     ) -> Submission:
         """A new run (``run_id``) of what ``run`` ran, recovering from where the kind can; refuses what it
         cannot."""
+
+    def failure_signatures(self, details: FailureDetails) -> list[FailureSignature]:
+        """Each failure a failed run reports, as a retry policy's ``on`` matches it: by default the failed
+        activities' ``failureType`` and ``errorCode``, else the errors' own (``causes``)."""
+        if details.activities:
+            return [FailureSignature(a.failure_type, a.error_code) for a in details.activities]
+        return list(details.causes)
+
+    def retryable(self, details: FailureDetails, policy: RetryPolicy) -> bool:
+        """Whether ``policy`` reruns a run that failed so: any failure without ``on``; with it, only when
+        the run reports failures and every one matches (one user error fails the rerun too)."""
+        if policy.on is None:
+            return True
+        signatures = self.failure_signatures(details)
+        return bool(signatures) and all(policy.on.matches(s.failure_type, s.error_code) for s in signatures)
+
+    def retry_request(self, run: Run, details: FailureDetails) -> RerunRequest:
+        """What an automatic rerun of the failed ``run`` asks ``prepare_rerun`` for: by default the same
+        request again, whole; kinds that can resume from the failure say so."""
+        from shared.api.requests import RerunRequest
+
+        return RerunRequest()
 
     @abstractmethod
     def cancel(self, azure: Azure, target: TargetT, run: Run, *, recursive: bool) -> None:

@@ -10,11 +10,11 @@ import json
 import logging
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from shared.api.requests import StartRunRequest
+from shared.api.requests import RerunRequest, StartRunRequest
 from shared.config.targets import AccessRule, PipelineRule, TargetEntry
 from shared.errors import ConfigurationError, GatewayError, UpstreamNotFound, ValidationFailed
 from shared.kinds.base import (
@@ -33,9 +33,6 @@ from shared.kinds.base import (
 from shared.kinds.checks import Check, run_check, skipped
 from shared.kinds.pipelines import PipelineClient, PipelineRun, PipelineRunStatus, RunQuery, StartOptions
 from shared.runs.model import Run, RunStatus, utcnow
-
-if TYPE_CHECKING:
-    from shared.api.requests import RerunRequest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -194,6 +191,19 @@ class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
             options=options.view(),
             submit=lambda: _submitted(client, run.pipeline, run.parameters, options),
         )
+
+    def retry_request(self, run: Run, details: FailureDetails) -> RerunRequest:
+        """From the failure: ADF's ``startFromFailure``; Synapse has none, so ``startActivityName`` of the
+        failed activity that started first (the rerun runs it and what follows); with no failed
+        activity reported, the whole pipeline again."""
+        from shared.api.requests import RerunRequest
+
+        if self.start_from_failure:
+            return RerunRequest(startFromFailure=True)
+        if details.activities:
+            first = min(details.activities, key=lambda a: a.start or datetime.max.replace(tzinfo=UTC))
+            return RerunRequest(startActivityName=first.name)
+        return RerunRequest()
 
     def cancel(self, azure: Azure, target: PipelineTarget, run: Run, *, recursive: bool) -> None:
         self.client(azure, target).cancel_run(run.upstream_run_id or "", recursive=recursive)

@@ -32,6 +32,7 @@ from shared.kinds.base import (
     WINDOW_SKEW,
     Azure,
     FailureDetails,
+    FailureSignature,
     Match,
     Observation,
     Observed,
@@ -103,6 +104,7 @@ class SparkBatch:
     log: tuple[str, ...] = ()
     app_info: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    causes: tuple[FailureSignature, ...] = ()  # each error's source (System, User...) and errorCode
 
     @property
     def status(self) -> str:
@@ -122,9 +124,9 @@ def parse_batch(data: Any, operation: str) -> SparkBatch:
     if not isinstance(data, dict) or not isinstance(data.get("id"), int):
         raise UpstreamBadResponse(f"{operation} returned a Spark batch without an id.")
     livy: dict[str, Any] = data["livyInfo"] if isinstance(data.get("livyInfo"), dict) else {}
-    errors = tuple(
-        str(e.get("message")) for e in data.get("errorInfo") or [] if isinstance(e, dict) and e.get("message")
-    )
+    infos = [e for e in data.get("errorInfo") or [] if isinstance(e, dict) and e.get("message")]
+    errors = tuple(str(e["message"]) for e in infos)
+    causes = tuple(FailureSignature(str(e.get("source") or ""), str(e.get("errorCode") or "")) for e in infos)
     log = tuple(str(line) for line in data.get("log") or [] if isinstance(line, str))
     app_info: dict[str, Any] = data["appInfo"] if isinstance(data.get("appInfo"), dict) else {}
     tags: dict[str, Any] = data["tags"] if isinstance(data.get("tags"), dict) else {}
@@ -143,6 +145,7 @@ def parse_batch(data: Any, operation: str) -> SparkBatch:
         log=log[-LOG_TAIL_LINES:],
         app_info={str(k): str(v) for k, v in app_info.items()},
         tags={str(k): str(v) for k, v in tags.items()},
+        causes=causes,
     )
 
 
@@ -281,6 +284,7 @@ class SparkPoolSource:
             log_tail=batch.log,
             app_id=batch.app_id,
             spark_ui=batch.app_info.get("sparkUiUrl"),
+            causes=batch.causes,
         )
 
 

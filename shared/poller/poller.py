@@ -8,6 +8,9 @@ Every write is ETag-conditional; a tick that overlaps another, or dies halfway, 
 next tick finishes. Alerts are at-least-once with a stable id: the alert is claimed on the record,
 sent, then flagged; a crash between send and flag resends the same alert id.
 
+A failed run under a retry policy is rerun instead of alerted while attempts remain and the failure
+matches (``shared.poller.retries``); its chain is alerted once, when the last attempt fails.
+
 Retention (``sweep``): each tick deletes a bounded batch of runs older than ``GATEWAY_RETENTION_DAYS``
 (past runs only: a run the poller still follows is never deleted) with the ownership rows that point
 at them, and a bounded batch of expired idempotency keys; the next tick goes on where it stopped.
@@ -33,8 +36,9 @@ from shared.azure.storage import AlreadyExists, ConcurrentUpdate
 from shared.config.targets import TargetEntry
 from shared.context import AppContext
 from shared.errors import GatewayError
-from shared.kinds.base import Match, Observation, Observed, RunKind, Source
+from shared.kinds.base import FailureDetails, Match, Observation, Observed, RunKind, Source
 from shared.kinds.registry import kind_named
+from shared.poller.retries import Retries
 from shared.runs.idempotency import TTL
 from shared.runs.model import Run, RunStatus, utcnow
 from shared.telemetry import tracing as telemetry
@@ -49,6 +53,8 @@ MAX_CANDIDATES_NAMED = 5
 WORKERS = 8
 # At most this many expired runs, and as many expired idempotency keys, are deleted per tick.
 RETENTION_BATCH = 100
+# Alerts about a failure: they carry its details and the attempts of its retry chain.
+FAILURES = (AlertKind.FAILED, AlertKind.RETRYING)
 
 T = TypeVar("T")
 
@@ -97,6 +103,7 @@ class Poller:
         self._submit_grace = settings.submit_grace if submit_grace is None else submit_grace
         self._unknown_after = settings.unknown_after if unknown_after is None else unknown_after
         self._claim_ttl = settings.alert_claim_ttl
+        self._retries = Retries(context, now)
         # Names this poller in the alert claims it writes: one per invocation, so two overlapping
         # invocations in one process stay apart too.
         self.name = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
@@ -412,6 +419,27 @@ class Poller:
         return None
 
     def _alert(self, run: Run, alert_kind: str, kind: RunKind[Any, Any], target: TargetEntry, source: Source) -> bool:
+        """Sends the alert the run needs; a failure is first settled with its retry policy, which may
+        rerun it instead (then the alert is the info-level ``retrying`` one, if the policy asks, or none)."""
+        details = None
+        if alert_kind == AlertKind.FAILED:
+            verdict = self._retries.settle(run, kind, target, source)
+            if verdict.notify:
+                return self._send(verdict.run, AlertKind.RETRYING, kind, target, source, verdict.details)
+            if not verdict.page:
+                return False
+            run, details = verdict.run, verdict.details
+        return self._send(run, alert_kind, kind, target, source, details)
+
+    def _send(
+        self,
+        run: Run,
+        alert_kind: str,
+        kind: RunKind[Any, Any],
+        target: TargetEntry,
+        source: Source,
+        details: FailureDetails | None = None,
+    ) -> bool:
         """Claim, send, flag: a crash anywhere resends the same alert id, never a new one.
 
         The claim names this poller and the time, written only if the record is still the version
@@ -433,9 +461,12 @@ class Poller:
             run.evolve(alert_id=identifier, alert_claimed_by=self.name, alert_claimed_at=self._now()), keep_live=True
         )
         now = self._now()
-        details = source.failure_details(run, now) if alert_kind == AlertKind.FAILED else None
+        if details is None and alert_kind in FAILURES:
+            details = source.failure_details(run, now)
         history, _ = registry.list_runs(target=run.target, pipeline=run.pipeline, limit=5, finished_only=True)
-        previous: Sequence[Run] = [r for r in history if r.id != run.id and r.created_at < run.created_at]
+        previous: Sequence[Run] = [  # the pipeline's runs before this one's chain
+            r for r in history if r.chain_root != run.chain_root and r.created_at < run.created_at
+        ]
         alert = build_alert(
             run,
             alert_kind,
@@ -445,6 +476,7 @@ class Poller:
             history=previous,
             settings=self._context.settings,
             now=now,
+            earlier_attempts=self._retries.earlier_attempts(run) if alert_kind in FAILURES else (),
         )
         self._context.alerts.send(alert.queue_message())
         telemetry.alert_sent(run.target, alert_kind)
@@ -452,6 +484,8 @@ class Poller:
         released = {"alert_claimed_by": None, "alert_claimed_at": None}
         if alert_kind == AlertKind.OVERDUE:
             registry.save(run.evolve(overdue_alerted_at=now, alert_id=None, **released), keep_live=True)
+        elif alert_kind == AlertKind.RETRYING:
+            registry.save(run.evolve(retry_notified_at=now, alert_id=None, **released), keep_live=True)
         else:
             registry.save(run.evolve(alerted_at=now, **released), keep_live=False)
         return True

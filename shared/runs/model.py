@@ -32,6 +32,15 @@ class RunStatus:
     IN_FLIGHT = frozenset({SUBMITTING, QUEUED, IN_PROGRESS, CANCELING})
 
 
+class RetryState:
+    """Where a failed run stands under its retry policy (``shared.poller.retries``)."""
+
+    SCHEDULED = "scheduled"  # the poller reruns it at ``next_retry_at``
+    RETRIED = "retried"  # the rerun was submitted: the chain goes on at ``rerun_by``
+    CANCELLED = "cancelled"  # someone cancelled the pending rerun
+    REFUSED = "refused"  # the rerun could not be started (``retry_note`` says why)
+
+
 _RUN_ID_SEPARATOR = "."
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 # Ids embed the time counted down from here, so a partition lists newest first.
@@ -120,6 +129,18 @@ class Run:
     # Who is sending the alert and since when: another poller leaves a fresh claim alone.
     alert_claimed_by: str | None = None
     alert_claimed_at: datetime | None = None
+    # Automatic retries: which run of its chain this is (the chain's first run is ``retry_root``, None
+    # for the first itself) of how many its policy allows, and, once it failed, its retry: the state,
+    # when it is due, the rerun request, this attempt's failure in a line, and why it did not happen.
+    attempt: int = 1
+    max_attempts: int = 1
+    retry_root: str | None = None
+    retry_state: str | None = None
+    next_retry_at: datetime | None = None
+    retry_options: dict[str, Any] = field(default_factory=dict)
+    failure: str = ""
+    retry_note: str = ""
+    retry_notified_at: datetime | None = None
     # Where the registry holds the record and its version; set by the registry, never by callers.
     row_key: str | None = None
     etag: str | None = None
@@ -131,6 +152,30 @@ class Run:
     @property
     def terminal(self) -> bool:
         return self.status in RunStatus.TERMINAL
+
+    @property
+    def chain_root(self) -> str:
+        """The first run of this run's automatic retry chain."""
+        return self.retry_root or self.id
+
+    @property
+    def retry_pending(self) -> bool:
+        """A rerun is scheduled and not yet submitted."""
+        return self.retry_state == RetryState.SCHEDULED and self.rerun_by is None
+
+    @property
+    def may_retry(self) -> bool:
+        """A retry is scheduled, or may be: the run failed with attempts left, and the poller has neither
+        decided (nor claimed its alert) yet."""
+        undecided = (
+            self.status == RunStatus.FAILED
+            and self.retry_state is None
+            and self.rerun_by is None
+            and self.attempt < self.max_attempts
+            and self.alert_id is None
+            and self.alerted_at is None
+        )
+        return self.retry_pending or undecided
 
     def evolve(self, **changes: Any) -> Run:
         return replace(self, updated_at=utcnow(), **changes)

@@ -48,7 +48,7 @@ _guarded = partial(storage_errors, what="the run registry", role="Storage Table 
 OWNER = "upstream-"  # sorts after every live- and past- row, so run listings never meet it
 DIRECT = "direct"  # the tenant of calls without an API product (the function key used directly)
 TRANSACTION_LIMIT = 100  # operations per entity-group transaction
-_JSON_FIELDS = ("parameters", "options")
+_JSON_FIELDS = ("parameters", "options", "retry_options")
 _DATETIME_FIELDS = {f.name for f in fields(Run) if "datetime" in str(f.type)}
 _INTERNAL = {"row_key", "etag", "id", "target", *_JSON_FIELDS}
 

@@ -28,6 +28,7 @@ from shared.errors import (
     IdentityUnavailable,
     NotAllowed,
     OutcomeUnknown,
+    RetryNotPending,
     RunAlreadyFinished,
     RunAlreadyRerun,
     RunNotFound,
@@ -41,7 +42,7 @@ from shared.kinds.base import RunKind, Submission
 from shared.kinds.registry import kind_named
 from shared.runs.idempotency import TTL, fingerprint
 from shared.runs.limits import Admission, Cap
-from shared.runs.model import Run, RunStatus, new_run_id, utcnow
+from shared.runs.model import RetryState, Run, RunStatus, new_run_id, utcnow
 from shared.runs.registry import no_such_run, tenant
 from shared.telemetry import tracing as telemetry
 
@@ -120,7 +121,10 @@ class RunService:
         kind = kind_named(run.kind)
         self._authorize(kind, target, run, caller)
         if run.terminal:
-            raise RunAlreadyFinished(f"Run {run.id} already ended: {_ending(run)}. There is nothing to cancel.")
+            if run.may_retry or run.retry_state == RetryState.CANCELLED:  # twice is harmless
+                return self._cancel_retry(run, caller)
+            retry = f" Its automatic retry is run {run.rerun_by}." if run.retry_state == RetryState.RETRIED else ""
+            raise RunAlreadyFinished(f"Run {run.id} already ended: {_ending(run)}. There is nothing to cancel.{retry}")
         if run.status == RunStatus.CANCELING:
             return run
         if run.upstream_run_id is None:
@@ -145,32 +149,54 @@ class RunService:
             ),
         )
 
-    def rerun(self, run_id: str, request: RerunRequest, caller: Caller, idempotency_key: str | None) -> StartResult:
+    def rerun(
+        self,
+        run_id: str,
+        request: RerunRequest,
+        caller: Caller,
+        idempotency_key: str | None,
+        *,
+        automatic: bool = False,
+    ) -> StartResult:
         """Starts a new run linked to an ended one, recovering from where its kind can. The new run
-        belongs to the old one's product, whoever asks (an operator steers, it does not take over)."""
+        belongs to the old one's product, whoever asks (an operator steers, it does not take over).
+
+        The old run is linked to the new one after the new one is recorded and before the create call,
+        only if nobody linked another meanwhile: two reruns of one run (two people, or a person and the
+        poller's automatic retry) never both reach Azure. A rerun Azure refused is unlinked again (and
+        one left linked by a crash may be replaced). ``automatic`` is the poller's retry: the next
+        attempt of the old run's chain, submitted only while that retry is still scheduled.
+        """
         old = self.get(run_id, caller)
         target = self._context.catalog.get(old.target)
         kind = kind_named(old.kind)
         rule = self._authorize(kind, target, old, caller)
         if not old.terminal:
             raise RunStillRunning(f"Run {old.id} is still {old.status}; cancel it or wait for it to end first.")
+        replaceable = None
         if old.rerun_by:
             replay = self._replayed(caller, idempotency_key, old.rerun_by)
             if replay is not None:
                 return replay
-            raise RunAlreadyRerun(f"Run {old.id} was already rerun as {old.rerun_by}; rerun that one instead.")
+            replaceable = self._refused_rerun(old)
         if old.upstream_run_id is None:
             raise RunNotStarted(f"Run {old.id} never started in Azure ({old.status}); start the pipeline anew.")
         run_id = new_run_id(target.name)
         submission = kind.prepare_rerun(self._context, target, old, request, run_id=run_id)
         for_owner = replace(caller, product=old.product)  # the same caller, on behalf of the run's product
-        run = _new_run(run_id, kind, target, submission, for_owner, rule, rerun_of=old.id)
+        retry_of = old if automatic else None
+        run = _new_run(run_id, kind, target, submission, for_owner, rule, rerun_of=old.id, retry_of=retry_of)
         digest = fingerprint({"rerunOf": old.id, **request.model_dump(exclude_none=True)})
         caps = self._caps(kind, target, rule, for_owner)
-        result = self._start(run, digest, caller, idempotency_key, submission, caps)
-        if not result.replayed:
-            self._link(old.id, result.run.id)
-        return result
+
+        def claim(_: Run) -> None:
+            self._claim_rerun(old.id, run_id, replaceable=replaceable, automatic=automatic)
+
+        try:
+            return self._start(run, digest, caller, idempotency_key, submission, caps, claim=claim)
+        except (UpstreamError, IdentityUnavailable):
+            self._unlink(old.id, run_id)  # nothing started: the old run may be rerun again
+            raise
 
     def chain(self, run: Run, caller: Caller, limit: int = 20) -> list[Run]:
         """The rerun chain through ``run`` as far as the caller may see it, oldest first (a few point
@@ -258,7 +284,10 @@ class RunService:
         idempotency_key: str | None,
         submission: Submission,
         caps: list[Cap],
+        *,
+        claim: Callable[[Run], None] | None = None,
     ) -> StartResult:
+        """Claims the key, admits, records, then (after ``claim``, which may refuse the run) submits."""
         registry = self._context.registry
         if idempotency_key is not None:
             keys = self._context.idempotency
@@ -279,6 +308,13 @@ class RunService:
             self._release(caller, idempotency_key)
             raise
         _LOGGER.info("Recorded run %s of %s/%s for %s", run.id, run.target, run.pipeline, caller.key)
+        if claim is not None:
+            try:
+                claim(run)
+            except GatewayError as exc:
+                self._record(run.evolve(status=RunStatus.REJECTED, message=exc.detail))
+                self._release(caller, idempotency_key)
+                raise
         try:
             submitted = submission.submit()
         except OutcomeUnknown as exc:
@@ -326,13 +362,60 @@ class RunService:
                 continue
         raise StorageUnavailable(f"Run {run_id} kept changing while it was being updated; try again.")
 
-    def _link(self, old_id: str, new_id: str) -> None:
-        """Points the old run at its rerun; the new run already points back, so a failure here only
-        loses the forward link, which is logged."""
+    def _refused_rerun(self, old: Run) -> str:
+        """The rerun ``old`` points at, when it started nothing (``Rejected``: Azure refused it, or a crash
+        left it linked) and may be replaced; else RunAlreadyRerun."""
         try:
-            self._update(old_id, lambda r: r.evolve(rerun_by=new_id))
-        except StorageUnavailable:
-            _LOGGER.warning("Could not link run %s to its rerun %s", old_id, new_id)
+            rerun = self._context.registry.get(old.rerun_by or "")
+        except RunNotFound:
+            rerun = None
+        if rerun is None or rerun.status != RunStatus.REJECTED:
+            raise RunAlreadyRerun(f"Run {old.id} was already rerun as {old.rerun_by}; rerun that one instead.")
+        return rerun.id
+
+    def _claim_rerun(self, old_id: str, new_id: str, *, replaceable: str | None, automatic: bool) -> None:
+        """Links the old run to its rerun, if no other rerun did first (ETag-conditional, re-read on a
+        race); an automatic retry also needs its retry still scheduled (not cancelled)."""
+
+        def link(current: Run) -> Run:
+            if current.rerun_by not in (None, replaceable):
+                raise RunAlreadyRerun(f"Run {old_id} was already rerun as {current.rerun_by}; rerun that one instead.")
+            if automatic and current.retry_state != RetryState.SCHEDULED:
+                raise RetryNotPending(f"The automatic retry of run {old_id} is no longer scheduled.")
+            return current.evolve(rerun_by=new_id)
+
+        self._update(old_id, link)
+
+    def _unlink(self, old_id: str, new_id: str) -> None:
+        """Takes back the link to a rerun that started nothing; a failure here is logged (the link to a
+        Rejected run is replaced by the next rerun anyway)."""
+        try:
+            self._update(old_id, lambda r: r.evolve(rerun_by=None) if r.rerun_by == new_id else r)
+        except (StorageUnavailable, RunNotFound):
+            _LOGGER.warning("Could not unlink run %s from its refused rerun %s", old_id, new_id)
+
+    def _cancel_retry(self, run: Run, caller: Caller) -> Run:
+        """Cancels the automatic retry of a failed run: the poller then alerts instead. Too late once the
+        retry was submitted (cancel that run instead)."""
+
+        def cancel(current: Run) -> Run:
+            if current.rerun_by:
+                raise RunAlreadyFinished(
+                    f"Run {run.id} already ended: {_ending(current)}, and its rerun {current.rerun_by} has "
+                    "started; cancel that run instead."
+                )
+            if current.retry_state == RetryState.CANCELLED:
+                return current
+            return current.evolve(
+                retry_state=RetryState.CANCELLED,
+                next_retry_at=None,
+                cancel_requested_at=utcnow(),
+                cancel_requested_by=caller.key,
+            )
+
+        cancelled = self._update(run.id, cancel)
+        _LOGGER.info("Automatic retry of run %s cancelled by %s", run.id, caller.key)
+        return cancelled
 
     def _release(self, caller: Caller, key: str | None) -> None:
         """Frees the key of a request that started nothing, so a retry can start the run."""
@@ -353,8 +436,15 @@ def _new_run(
     rule: AccessRule,
     *,
     rerun_of: str | None = None,
+    retry_of: Run | None = None,
 ) -> Run:
+    """A new record; ``retry_of``: the failed run whose automatic retry this is, the chain's next attempt
+    (any other run is the first attempt of its own chain, under its rule's or target's policy)."""
     now = utcnow()
+    policy = target.retry_for(rule)
+    attempt, max_attempts, root = 1, policy.attempts if policy else 1, None
+    if retry_of is not None:
+        attempt, max_attempts, root = retry_of.attempt + 1, retry_of.max_attempts, retry_of.chain_root
     return Run(
         id=run_id,
         target=target.name,
@@ -372,6 +462,9 @@ def _new_run(
         max_duration_minutes=rule.max_duration_minutes,
         rerun_of=rerun_of,
         correlation_parameter=submission.correlation_parameter,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        retry_root=root,
     )
 
 
