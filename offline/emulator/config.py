@@ -15,7 +15,7 @@ omitted keys take the defaults of the dataclasses below)::
          "location": "West Europe", "tags": {"env": "dev"},
          "pipelines": [
            {"name": "copy_sales", "outcome": "Failed", "queue_s": 1, "duration_s": 3,
-            "recover_on_rerun": true, "parameters": {"day": "String", "tables": "Array"},
+            "recover_on_rerun": true, "failures": null, "parameters": {"day": "String", "tables": "Array"},
             "activities": [{"name": "CopySales", "type": "Copy"},
                            {"name": "RunChild", "type": "ExecutePipeline", "pipeline": "daily_load"}],
             "failure": {"activity": "CopySales", "error_code": "2200", "failure_type": "UserError",
@@ -24,9 +24,17 @@ omitted keys take the defaults of the dataclasses below)::
         {"name": "contoso-syn", "subscription_id": "<uuid>", "resource_group": "rg-synapse",
          "location": "westeurope", "pipelines": [...same as above...],
          "spark_pools": [{"name": "small", "node_size": "Small", "node_count": 3, "queue_s": 1,
-                          "startup_s": 1, "duration_s": 3, "outcome": "Succeeded"}]}],
+                          "startup_s": 1, "duration_s": 3, "outcome": "Succeeded"}],
+         "managed_virtual_network": true, "exfiltration_protection": false,
+         "managed_private_endpoints": [{"name": "mpe-aml", "group_id": "amlworkspace", "state": "Pending",
+                                        "private_link_resource_id": "/subscriptions/.../workspaces/contoso-aml"}],
+         "linked_services": [{"name": "AzureMLService1", "type": "AzureMLService",
+                              "type_properties": {"subscriptionId": "<uuid>", "resourceGroupName": "rg-ml",
+                                                  "mlWorkspaceName": "contoso-aml", "authentication": "MSI"}}]}],
       "ml_workspaces": [
         {"name": "contoso-aml", "subscription_id": "<uuid>", "resource_group": "rg-ml", "location": "westeurope",
+         "public_network_access": "Disabled", "isolation_mode": "AllowOnlyApprovedOutbound",
+         "private_endpoint_connections": [{"name": "pe-gateway", "state": "Approved"}],
          "templates": [
            {"name": "train", "job_type": "Command", "outcome": "Failed", "start_s": 0.5, "prepare_s": 1,
             "queue_s": 1, "duration_s": 3, "error_code": "UserError", "error_message": "...",
@@ -42,6 +50,9 @@ its child run), then ``Succeeded`` or ``Failed`` at the failing activity. A Spar
 An Azure ML job is ``NotStarted`` for ``start_s``, ``Preparing`` for ``prepare_s``, ``Queued`` for
 ``queue_s``, ``Running`` for ``duration_s`` (a pipeline's steps share it, one after another), then
 ``Completed`` or ``Failed``; which template a submitted job follows is described in machinelearning.py.
+
+Networking (Synapse managed virtual network, managed private endpoints, linked services; Azure ML public
+access, managed network and private endpoint connections) is described in synapse_network.py.
 
 Fabric workspaces and their pipelines (``fabric_workspaces``, named by GUID) are described in
 fabric_config.py.
@@ -136,11 +147,16 @@ class PipelineSpec:
     failure: FailureSpec | None = None
     recover_on_rerun: bool = True
     parameters: Mapping[str, str] | None = None
+    # A transient failure: the first ``failures`` runs of a run group (a run and its recovery reruns)
+    # fail as ``failure`` says, later ones succeed; set, it decides instead of ``recover_on_rerun``.
+    failures: int | None = None
 
     def __post_init__(self) -> None:
         _check(PIPELINE_NAME, self.name, "pipeline name", 260)
         if self.outcome not in OUTCOMES:
             raise ValueError(f"pipeline {self.name!r}: outcome must be one of {OUTCOMES}")
+        if self.failures is not None and (self.failures < 1 or self.outcome != "Failed"):
+            raise ValueError(f"pipeline {self.name!r}: failures (at least 1) goes with outcome Failed")
         if self.queue_s < 0 or self.duration_s < 0:
             raise ValueError(f"pipeline {self.name!r}: durations cannot be negative")
         activities = tuple(self.activities) or (ActivitySpec(self.failure.activity if self.failure else "Run"),)
@@ -207,6 +223,64 @@ class SparkPoolSpec:
             raise ValueError(f"Spark pool {self.name!r}: outcome must be one of {OUTCOMES}")
 
 
+# Private Link approval states (the Synapse data plane types connectionState.status as a string; these
+# are the values AML's PrivateEndpointServiceConnectionStatus enum lists, less Timeout).
+APPROVAL_STATES: tuple[str, ...] = ("Pending", "Approved", "Rejected", "Disconnected")
+# Azure ML's IsolationMode and the workspaces' publicNetworkAccess (workspaceRP 2025-09-01).
+ISOLATION_MODES: tuple[str, ...] = ("Disabled", "AllowInternetOutbound", "AllowOnlyApprovedOutbound")
+PUBLIC_NETWORK_ACCESS: tuple[str, ...] = ("Enabled", "Disabled")
+ARM_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/[^/]+/[^/]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ManagedPrivateEndpointSpec:
+    """A managed private endpoint of a Synapse workspace's managed virtual network, and the approval its
+    target's owner gave it (``state``, the connection state's ``status``)."""
+
+    name: str
+    private_link_resource_id: str
+    group_id: str
+    state: str = "Approved"
+    provisioning_state: str = "Succeeded"
+    fqdns: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        _check(PIPELINE_NAME, self.name, "managed private endpoint name", 260)
+        if not ARM_ID.match(self.private_link_resource_id):
+            raise ValueError(f"managed private endpoint {self.name!r}: private_link_resource_id must be an ARM id")
+        if self.state not in APPROVAL_STATES:
+            raise ValueError(f"managed private endpoint {self.name!r}: state must be one of {APPROVAL_STATES}")
+        object.__setattr__(self, "fqdns", tuple(self.fqdns))
+
+
+@dataclass(frozen=True)
+class LinkedServiceSpec:
+    """A published linked service: its ``type`` (``AzureMLService``, ``AzureBlobFS``, ...) and its
+    ``typeProperties`` as Synapse returns them."""
+
+    name: str
+    type: str
+    type_properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(PIPELINE_NAME, self.name, "linked service name", 260)  # the spec's linkedServiceName rule
+        object.__setattr__(self, "type_properties", dict(self.type_properties))
+
+
+@dataclass(frozen=True)
+class PrivateEndpointConnectionSpec:
+    """A private endpoint connection on an Azure ML workspace made by someone else's private endpoint
+    (the gateway's own, from infra); connections from Synapse managed private endpoints follow those."""
+
+    name: str
+    state: str = "Approved"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.state not in APPROVAL_STATES:
+            raise ValueError(f"private endpoint connection {self.name!r}: state must be one of {APPROVAL_STATES}")
+
+
 @dataclass(frozen=True)
 class FactorySpec:
     name: str
@@ -233,6 +307,10 @@ class WorkspaceSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     pipelines: Sequence[PipelineSpec] = ()
     spark_pools: Sequence[SparkPoolSpec] = ()
+    managed_virtual_network: bool = True
+    exfiltration_protection: bool = False
+    managed_private_endpoints: Sequence[ManagedPrivateEndpointSpec] = ()
+    linked_services: Sequence[LinkedServiceSpec] = ()
 
     def __post_init__(self) -> None:
         _check(WORKSPACE_NAME, self.name, "workspace name", 50)
@@ -244,6 +322,16 @@ class WorkspaceSpec:
             raise ValueError(f"workspace {self.name!r}: Spark pool names must be unique")
         object.__setattr__(self, "spark_pools", pools)
         object.__setattr__(self, "tags", dict(self.tags))
+        endpoints, linked = tuple(self.managed_private_endpoints), tuple(self.linked_services)
+        if (endpoints or self.exfiltration_protection) and not self.managed_virtual_network:
+            raise ValueError(
+                f"workspace {self.name!r}: managed private endpoints and exfiltration protection need a managed "
+                "virtual network"
+            )
+        _unique_names(((e.name,) for e in endpoints), f"workspace {self.name!r} managed private endpoint")
+        _unique_names(((ls.name,) for ls in linked), f"workspace {self.name!r} linked service")
+        object.__setattr__(self, "managed_private_endpoints", endpoints)
+        object.__setattr__(self, "linked_services", linked)
 
 
 @dataclass(frozen=True)
@@ -305,9 +393,21 @@ class MlWorkspaceSpec:
     location: str = "westeurope"
     tags: Mapping[str, str] = field(default_factory=dict)
     templates: Sequence[JobTemplateSpec] = ()
+    public_network_access: str = "Enabled"
+    isolation_mode: str = "Disabled"
+    private_endpoint_connections: Sequence[PrivateEndpointConnectionSpec] = ()
 
     def __post_init__(self) -> None:
         _check(ML_WORKSPACE_NAME, self.name, "Azure ML workspace name", 33, 3)
+        if self.public_network_access not in PUBLIC_NETWORK_ACCESS:
+            raise ValueError(
+                f"Azure ML workspace {self.name!r}: public_network_access must be one of {PUBLIC_NETWORK_ACCESS}"
+            )
+        if self.isolation_mode not in ISOLATION_MODES:
+            raise ValueError(f"Azure ML workspace {self.name!r}: isolation_mode must be one of {ISOLATION_MODES}")
+        connections = tuple(self.private_endpoint_connections)
+        _unique_names(((c.name,) for c in connections), f"Azure ML workspace {self.name!r} private endpoint connection")
+        object.__setattr__(self, "private_endpoint_connections", connections)
         _check(RESOURCE_GROUP_NAME, self.resource_group, "resource group name", 90)
         _check(GUID, self.subscription_id, "subscription id", 36)
         templates = tuple(self.templates)
@@ -434,9 +534,17 @@ _NESTED: dict[type, dict[str, tuple[type, bool]]] = {
         "fabric_workspaces": (FabricWorkspaceSpec, True),
         "ml_workspaces": (MlWorkspaceSpec, True),
     },
-    MlWorkspaceSpec: {"templates": (JobTemplateSpec, True)},
+    MlWorkspaceSpec: {
+        "templates": (JobTemplateSpec, True),
+        "private_endpoint_connections": (PrivateEndpointConnectionSpec, True),
+    },
     FactorySpec: {"pipelines": (PipelineSpec, True)},
-    WorkspaceSpec: {"pipelines": (PipelineSpec, True), "spark_pools": (SparkPoolSpec, True)},
+    WorkspaceSpec: {
+        "pipelines": (PipelineSpec, True),
+        "spark_pools": (SparkPoolSpec, True),
+        "managed_private_endpoints": (ManagedPrivateEndpointSpec, True),
+        "linked_services": (LinkedServiceSpec, True),
+    },
     PipelineSpec: {"activities": (ActivitySpec, True), "failure": (FailureSpec, False)},
     FabricWorkspaceSpec: {"pipelines": (FabricPipelineSpec, True)},
     FabricPipelineSpec: {"activities": (FabricActivitySpec, True), "failure": (FabricFailureSpec, False)},
@@ -470,6 +578,11 @@ SQL_CONNECT_FAILURE = (
     "Message=Cannot connect to SQL Database: 'sales-db.database.windows.net', Database: 'sales', "
     "User: ''. Check the linked service configuration is correct, and make sure the SQL Database "
     "firewall allows the integration runtime to access.,Source=Microsoft.DataTransfer.ClientLibrary,'"
+)
+
+ERP_TIMEOUT = (
+    "Error calling the endpoint 'https://erp.contoso.example/api/stock'. Response status code: 'NA - Unknown'. "
+    "More details: Exception message: 'NA - Unknown [ClientSideException] The operation has timed out.'"
 )
 
 SAMPLE_FACTORY = FactorySpec(
@@ -506,9 +619,25 @@ SAMPLE_FACTORY = FactorySpec(
                 ActivitySpec("Cooldown", "Wait"),
             ),
         ),
+        # Fails once, as a source that timed out does (a SystemError), and succeeds when rerun.
+        PipelineSpec(
+            "load_inventory",
+            outcome="Failed",
+            activities=(ActivitySpec("LookupStores", "Lookup"), ActivitySpec("CopyInventory", "Copy")),
+            failure=FailureSpec("CopyInventory", "2108", ERP_TIMEOUT, "SystemError"),
+            failures=1,
+        ),
     ),
 )
 
+# The sample Azure ML workspace (SAMPLE_ML_WORKSPACE below), which the sample Synapse workspace links to.
+SAMPLE_ML_WORKSPACE_ID = (
+    f"/subscriptions/{SAMPLE_SUBSCRIPTION}/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices"
+    "/workspaces/contoso-aml"
+)
+
+# Misconfigured on purpose (the demo's secure-integration story): the Azure ML linked service is there,
+# but its managed private endpoint waits for the Azure ML workspace's owner to approve it.
 SAMPLE_WORKSPACE = WorkspaceSpec(
     name="contoso-syn",
     resource_group="rg-synapse",
@@ -539,6 +668,21 @@ SAMPLE_WORKSPACE = WorkspaceSpec(
     spark_pools=(
         SparkPoolSpec("small", node_size="Small", node_count=3),
         SparkPoolSpec("large", node_size="Large", node_count=10, startup_s=2.0),
+    ),
+    managed_private_endpoints=(
+        ManagedPrivateEndpointSpec("mpe-contoso-aml", SAMPLE_ML_WORKSPACE_ID, "amlworkspace", state="Pending"),
+    ),
+    linked_services=(
+        LinkedServiceSpec(
+            "AzureMLService1",
+            "AzureMLService",
+            {
+                "subscriptionId": SAMPLE_SUBSCRIPTION,
+                "resourceGroupName": "rg-ml",
+                "mlWorkspaceName": "contoso-aml",
+                "authentication": "MSI",
+            },
+        ),
     ),
 )
 
@@ -575,6 +719,7 @@ SAMPLE_ML_WORKSPACE = MlWorkspaceSpec(
                 "KeyError: \"['store_region'] not in index\"",
             ),
         ),
+        JobTemplateSpec("refresh_features", job_type="Pipeline", steps=("extract", "build_features")),
     ),
 )
 
