@@ -21,7 +21,7 @@ from shared.api.http import (
     read_json,
 )
 from shared.api.requests import CancelRequest, RerunRequest, parse_body, validate_name
-from shared.api.views import RunPage, RunView, chain_view, run_view, target_view, visible
+from shared.api.views import RunPage, RunView, run_view, target_view, visible, with_chain
 from shared.config import names
 from shared.context import app_context
 from shared.errors import ConfigurationError, TargetNotFound, ValidationFailed
@@ -52,6 +52,10 @@ def start_pipeline_run(req: func.HttpRequest) -> func.HttpResponse:
 
 def start_spark_batch(req: func.HttpRequest) -> func.HttpResponse:
     return _start(req, "sparkpools", validate_name(names.SPARK_POOL, req.route_params.get("pool", ""), "pool"))
+
+
+def start_job_run(req: func.HttpRequest) -> func.HttpResponse:
+    return _start(req, "jobs", validate_name(names.ML_TEMPLATE, req.route_params.get("template", ""), "template"))
 
 
 def _start(req: func.HttpRequest, family: str, resource: str) -> func.HttpResponse:
@@ -89,7 +93,7 @@ def _accepted(req: func.HttpRequest, run: Run, *, replayed: bool) -> func.HttpRe
 def get_run(req: func.HttpRequest) -> func.HttpResponse:
     service, caller = RunService(app_context()), _caller(req)
     run = service.get(req.route_params.get("id", ""), caller)
-    view = _run_view(req, run).model_copy(update={"chain": chain_view(service.chain(run, caller))})
+    view = with_chain(_run_view(req, run), service.chain(run, caller))
     return json_response(view.json_view())
 
 

@@ -10,13 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.alerts.model import RunRef
 from shared.config.catalog import Catalog
 from shared.config.settings import Settings
-from shared.config.targets import AccessRule, TargetEntry
+from shared.config.targets import TargetEntry
 from shared.errors import TargetNotFound
+from shared.kinds.base import RunKind
 from shared.kinds.checks import Check
 from shared.kinds.registry import RUN_KINDS, TARGET_KINDS, kind_named, kinds_of
 from shared.runs.model import Run, RunStatus, iso_time
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+ENDINGS = [status for status in RunStatus.ALL if status in RunStatus.TERMINAL]  # in a stable order
 
 
 class View(BaseModel):
@@ -61,8 +63,15 @@ class RunView(View):
     chain: list[RunRef] | None = Field(
         default=None, description="The rerun chain through this run, oldest first (GET of one run only)."
     )
+    attempt: int = Field(description="Which run of its automatic retry chain this is (1: the first).")
+    maxAttempts: int = Field(description="How many runs its retry policy allows the chain (1: no retries).")
+    nextRetryAt: Timestamp | None = Field(description="When the poller reruns this failed run, while a retry is due.")
+    finalStatus: Annotated[str, Field(json_schema_extra={"enum": ENDINGS})] | None = Field(
+        default=None,
+        description="How the rerun chain ended: its last run's status, once no retry is pending (GET of one run only).",
+    )
 
-    OMITTED_WHEN_NONE = ("sparkPool", "chain")
+    OMITTED_WHEN_NONE = ("sparkPool", "chain", "finalStatus")
 
 
 class RunPage(View):
@@ -78,9 +87,29 @@ class RunPage(View):
         return page
 
 
+class InputView(View):
+    """An input of a job template that callers may set: without a default, they must."""
+
+    type: str
+    default: str | int | float | bool | None = None
+    allowedPrefixes: list[str] | None = None
+
+    OMITTED_WHEN_NONE = ("allowedPrefixes",)
+
+
 class RuleView(View):
     match: str
     maxDurationMinutes: int | None
+    jobType: str | None = None
+    inputs: dict[str, InputView] | None = None
+
+    OMITTED_WHEN_NONE = ("jobType", "inputs")
+
+    def json_view(self) -> dict[str, Any]:
+        view = super().json_view()
+        if self.inputs is not None:
+            view["inputs"] = {name: spec.json_view() for name, spec in self.inputs.items()}
+        return view
 
 
 class TargetView(View):
@@ -92,8 +121,17 @@ class TargetView(View):
     factoryName: str | None = None
     workspaceName: str | None = None
     sparkPools: list[RuleView] | None = None
+    jobs: list[RuleView] | None = None
 
-    OMITTED_WHEN_NONE = ("factoryName", "workspaceName", "sparkPools")
+    OMITTED_WHEN_NONE = ("factoryName", "workspaceName", "sparkPools", "jobs")
+
+    def json_view(self) -> dict[str, Any]:
+        view = super().json_view()
+        for name in ("pipelines", "sparkPools", "jobs"):
+            rules = getattr(self, name)
+            if rules is not None:
+                view[name] = [rule.json_view() for rule in rules]
+        return view
 
 
 def run_view(run: Run, *, catalog: Catalog, settings: Settings, base_url: str | None) -> RunView:
@@ -128,6 +166,9 @@ def run_view(run: Run, *, catalog: Catalog, settings: Settings, base_url: str | 
         rerunBy=run.rerun_by,
         correlationId=run.correlation_id,
         links=links,
+        attempt=run.attempt,
+        maxAttempts=run.max_attempts,
+        nextRetryAt=iso_time(run.next_retry_at) if run.retry_pending else None,
     )
 
 
@@ -135,10 +176,19 @@ def chain_view(chain: list[Run]) -> list[RunRef]:
     return [RunRef.of(r) for r in chain]
 
 
-def _rules(rules: tuple[AccessRule, ...], product: str | None, operator: bool) -> list[RuleView]:
+def with_chain(view: RunView, chain: list[Run]) -> RunView:
+    """The view of one run with its rerun chain and, once the chain has ended, how (``finalStatus``)."""
+    last = chain[-1] if chain else None
+    final = last.status if last is not None and last.terminal and not last.may_retry else None
+    return view.model_copy(update={"chain": chain_view(chain), "finalStatus": final})
+
+
+def _rules(kind: RunKind[Any, Any], target: TargetEntry, product: str | None, operator: bool) -> list[RuleView]:
     return [
-        RuleView(match=rule.match, maxDurationMinutes=rule.max_duration_minutes)
-        for rule in rules
+        RuleView.model_validate(
+            {"match": rule.match, "maxDurationMinutes": rule.max_duration_minutes, **kind.rule_facts(rule)}
+        )
+        for rule in kind.rules(target)
         if operator or rule.allows_product(product)
     ]
 
@@ -146,7 +196,7 @@ def _rules(rules: tuple[AccessRule, ...], product: str | None, operator: bool) -
 def target_view(target: TargetEntry, product: str | None, *, operator: bool = False) -> TargetView:
     """What each kind working on the target lets ``product`` start (an operator: all of it), under the
     kind's list name."""
-    lists = {kind.rules_field: _rules(kind.rules(target), product, operator) for kind in kinds_of(target)}
+    lists = {kind.rules_field: _rules(kind, target, product, operator) for kind in kinds_of(target)}
     return TargetView.model_validate(
         {"name": target.name, "kind": target.kind, "pipelines": [], **target.described(), **lists}
     )
