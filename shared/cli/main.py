@@ -1,4 +1,4 @@
-"""The ``pipeline-gateway`` commands: alerts, alert, ack, runs, run, cancel, rerun, targets.
+"""The ``pipeline-gateway`` commands: alerts, alert, ack, runs, run, cancel, rerun, targets, summary.
 
 Every command reads the app's own stores through ``AppContext``, and acts through the same service
 the HTTP API uses (cancel, rerun), so the CLI can never do what the API would refuse. Errors end
@@ -132,7 +132,8 @@ def cli(
     "--interval", type=click.FloatRange(0.2, 3600), default=10.0, show_default=True, help="Seconds between looks."
 )
 @json_option("Print the raw alert messages as JSON (one per line with --follow).")
-def alerts(limit: int, include_acknowledged: bool, follow: bool, interval: float, as_json: bool) -> int:
+@click.option("--ids", "ids_only", is_flag=True, help="Print only the alert ids, one per line, for scripts.")
+def alerts(limit: int, include_acknowledged: bool, follow: bool, interval: float, as_json: bool, ids_only: bool) -> int:
     """Failure alerts waiting for on-call, newest first.
 
     Read-only: nothing is taken off a queue. Without forwarding they wait on the alert queue; with
@@ -147,9 +148,14 @@ def alerts(limit: int, include_acknowledged: bool, follow: bool, interval: float
     if as_json and not follow:
         state.out.json([entry.alert.queue_message() for entry in entries])
         return exits.OK
+    if ids_only and not follow:
+        state.out.lines(entry.alert_id for entry in entries)
+        return exits.OK
     if as_json:
         for entry in reversed(entries):
             state.out.json(entry.alert.queue_message(), lines=True)
+    elif ids_only:
+        state.out.lines(entry.alert_id for entry in reversed(entries))
     else:
         _alerts_summary(state, inbox, entries)
     if not follow:
@@ -171,6 +177,8 @@ def alerts(limit: int, include_acknowledged: bool, follow: bool, interval: float
                 seen.add(entry.alert_id)
                 if as_json:
                     state.out.json(entry.alert.queue_message(), lines=True)
+                elif ids_only:
+                    state.out.lines([entry.alert_id])
                 else:
                     state.out.show(alert_line(entry))
     except KeyboardInterrupt:
@@ -311,8 +319,15 @@ def recent_runs(
 @click.option("--since", metavar="WHEN", help="Created since: 90m, 2h, 3d, 1w, or an ISO date or time.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="At most this many.")
 @json_option("Print the runs as the API shows them (JSON).")
+@click.option("--ids", "ids_only", is_flag=True, help="Print only the run ids, one per line, for scripts.")
 def runs(
-    target: str | None, pipeline: str | None, status: str | None, since: str | None, limit: int, as_json: bool
+    target: str | None,
+    pipeline: str | None,
+    status: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    ids_only: bool,
 ) -> int:
     """Recent runs, newest first, with filters."""
     from shared.cli.render import runs_table
@@ -325,6 +340,8 @@ def runs(
         )
     if as_json:
         state.out.json([_run_view(state.session, run).json_view() for run in found])
+    elif ids_only:
+        state.out.lines(run.id for run in found)
     elif found:
         state.out.show(runs_table(found))
     else:
@@ -350,8 +367,9 @@ def _run_view(session: Session, run: Run) -> RunView:
 def run(run_id: str, follow: bool, interval: float, as_json: bool) -> int:
     """One run: details, rerun chain, alerts, the pipeline's runs.
 
-    With --follow, wait until it ends, printing each change of status, and exit as it ended: 0
-    succeeded, 8 failed (or refused), 9 cancelled, 10 unknown; scripts can wait on a run as on a process.
+    With --follow, wait until it ends and the poller is done with it (its alert sent), printing each
+    change of status, and exit as it ended: 0 succeeded, 8 failed (or refused), 9 cancelled, 10 unknown;
+    scripts can wait on a run as on a process.
     """
     if follow:
         return _follow(run_id, interval, as_json)
@@ -391,7 +409,11 @@ def run(run_id: str, follow: bool, interval: float, as_json: bool) -> int:
 
 
 def _follow(run_id: str, interval: float, as_json: bool) -> int:
-    """Reads the run until it ends (the poller records how), printing it whenever its status changes."""
+    """Reads the run until it ends (the poller records how), printing it whenever its status changes.
+
+    An ended run whose alert is still to be sent stays among the live records; the wait lasts until it
+    leaves them, so a script that reads the alert next finds it.
+    """
     state = _state()
     registry = state.session.context.registry
     seen: str | None = None
@@ -412,7 +434,7 @@ def _follow(run_id: str, interval: float, as_json: bool) -> int:
                 else:
                     message = f": {current.message}" if current.message and current.terminal else ""
                     state.out.show(f"{iso_time(utcnow())} {current.id} {current.status}{message}")
-            if current.terminal:
+            if current.terminal and not registry.is_live(current):
                 return exits.for_run(current.status)
             time.sleep(interval)
     except KeyboardInterrupt:
@@ -536,6 +558,36 @@ def targets(check: bool, as_json: bool) -> int:
             state.out.show(failed_checks(reports))
     attention = reports is not None and any(needs_action(report) for report in reports.values())
     return exits.UNHEALTHY if attention else exits.OK
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--since", metavar="WHEN", default="24h", show_default=True, help="The shift: 8h, 24h, 3d, or ISO.")
+@click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True, help="Rows in the top-N lists.")
+@json_option("Print the summary as JSON.")
+def summary(since: str, top: int, as_json: bool) -> int:
+    """The hand-over view of a shift.
+
+    Per target and pipeline (or Spark pool): runs, failures, success rate, p50/p95 duration. Then the
+    longest-running live runs, the activities that failed most (from the alerts), the alerts waiting,
+    undelivered and acknowledged, and a chart of failures per hour.
+    """
+    from shared.cli.render import summary_view
+    from shared.cli.summary import shift_summary
+
+    state = _state()
+    until = utcnow()
+    start = parse_since(since, until)
+    assert start is not None  # the option has a default
+    with state.out.progress("Reading the shift…"):
+        found = shift_summary(state.session.context, since=start, until=until, top=top)
+    if as_json:
+        state.out.json(found.json_view())
+    else:
+        state.out.show(summary_view(found))
+    return exits.OK
 
 
 # --- entry point -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,6 +60,12 @@ class Output:
         """Plain JSON for scripts; ``lines``: one compact document per line (for following)."""
         text = json.dumps(data, separators=(",", ":")) if lines else json.dumps(data, indent=2)
         sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def lines(self, values: Iterable[str]) -> None:
+        """Plain values for scripts, one per line (``--ids``), with their control characters shown."""
+        for value in values:
+            sys.stdout.write(visible(value) + "\n")
         sys.stdout.flush()
 
     def note(self, text: str) -> None:

@@ -29,6 +29,7 @@ from shared.alerts.history import AlertRecord
 from shared.alerts.model import Alert
 from shared.api.views import RunView
 from shared.cli.inbox import Entry, Waiting
+from shared.cli.summary import ShiftSummary
 from shared.config.targets import TargetEntry
 from shared.kinds.registry import kinds_of
 from shared.runs.model import Run
@@ -330,3 +331,130 @@ def failed_checks(diagnostics: Mapping[str, Mapping[str, Any]]) -> RenderableTyp
             if check.get("action"):
                 lines.append(plain(f"    to do: {check['action']}"))
     return Group(*lines)
+
+
+# --- summary ---------------------------------------------------------------------------------------
+
+BLOCKS = " ▁▂▃▄▅▆▇█"  # eighths of a cell, for the bars
+CHART_ROWS = 5
+BAR = 2  # cells per bar, then one of space
+TICK_EVERY = 3  # bars between time labels (hours, or days for day-wide bars)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _took(milliseconds: int | None) -> str:
+    return "-" if milliseconds is None else duration_text(milliseconds)
+
+
+def failures_chart(found: ShiftSummary) -> RenderableType:
+    """Failures per bucket as columns of block characters, tallest bar scaled to the chart's height."""
+    counts = [bucket.failures for bucket in found.failures_per_bucket]
+    peak = max(counts, default=0)
+    label = f"{peak}"
+    pad = len(label)
+    rows: list[Text] = []
+    for row in range(CHART_ROWS - 1, -1, -1):
+        line = Text(f"{label if row == CHART_ROWS - 1 else '':>{pad}} │", style="dim")
+        for count in counts:
+            eighths = round(count / peak * CHART_ROWS * 8) if peak else 0
+            if count and not eighths:
+                eighths = 1  # a failure never looks like none
+            fill = min(max(eighths - row * 8, 0), 8)
+            line.append(BLOCKS[fill] * BAR, style="red")
+            line.append(" ")
+        rows.append(line)
+    rows.append(Text(f"{'0':>{pad}} └" + "─" * (len(counts) * (BAR + 1)), style="dim"))
+    ticks = Text(" " * (pad + 2), style="dim")
+    for index, bucket in enumerate(found.failures_per_bucket):
+        mark = f"{bucket.start:%H}" if found.bucket_hours < 24 else f"{bucket.start:%d}"
+        ticks.append(mark.ljust(BAR + 1) if index % TICK_EVERY == 0 else " " * (BAR + 1))
+    rows.append(ticks)
+    return Group(*rows)
+
+
+def summary_view(found: ShiftSummary) -> RenderableType:
+    """The shift at a glance: totals, the work table, what still runs, what failed most, the chart."""
+    span = found.until - found.since
+    hours = span.total_seconds() / 3600
+    parts: list[RenderableType] = [
+        Text.assemble(
+            ("Shift summary ", "bold"),
+            f"{when(found.since)} → {when(found.until)} UTC ({hours:.0f}h)",
+        ),
+        Text.assemble(
+            f"{found.runs} run(s): ",
+            (f"{found.succeeded} succeeded", "green"),
+            ", ",
+            (f"{found.failed} failed", "bold red" if found.failed else ""),
+            f", {found.live} running now.  Alerts: ",
+            (f"{found.alerts.waiting} waiting", "bold" if found.alerts.waiting else ""),
+            ", ",
+            (f"{found.alerts.undelivered} undelivered", "bold red" if found.alerts.undelivered else ""),
+            f", {found.alerts.acknowledged} acknowledged.",
+        ),
+    ]
+    if found.partial:
+        parts.append(Text("Partial: more runs than the summary reads; the figures cover the newest.", style="yellow"))
+    if found.work:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column, justify in (
+            ("Target", "left"),
+            ("What", "left"),
+            ("Runs", "right"),
+            ("Failed", "right"),
+            ("Success", "right"),
+            ("p50", "right"),
+            ("p95", "right"),
+            ("Running", "right"),
+        ):
+            table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        for item in found.work:
+            table.add_row(
+                plain(item.target),
+                plain(f"{item.noun.lower()} {item.name}"),
+                str(item.runs),
+                Text(str(item.failed), style="bold red" if item.failed else ""),
+                _rate(item.success_rate),
+                _took(item.p50_ms),
+                _took(item.p95_ms),
+                str(item.live),
+            )
+        parts.append(table)
+    else:
+        parts.append(Text("\nNo runs in this window.", style="dim"))
+    if found.longest_running:
+        parts.append(Text("Longest-running live runs:", style="bold"))
+        running = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("Run id", "Target", "What", "Status", "Since (UTC)", "Running for"):
+            running.add_column(column, no_wrap=True)
+        for live in found.longest_running:
+            running.add_row(
+                plain(live.id),
+                plain(live.target),
+                plain(f"{live.noun.lower()} {live.name}"),
+                status(live.status),
+                when(live.since),
+                duration_text(live.running_ms),
+            )
+        parts.append(running)
+    if found.failing_steps:
+        parts.append(Text("Most frequent failing activities (from the alerts):", style="bold"))
+        steps = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("Failures", "Activity", "Type", "Where", "Last (UTC)"):
+            steps.add_column(column, no_wrap=True, justify="right" if column == "Failures" else "left")
+        for step in found.failing_steps:
+            steps.add_row(
+                str(step.failures),
+                plain(step.step, style="bold"),
+                plain(step.type),
+                plain(f"{step.target}/{step.pipeline}"),
+                when(step.last_at),
+            )
+        parts.append(steps)
+    per = "hour" if found.bucket_hours == 1 else f"{found.bucket_hours} hours"
+    parts.append(Text(f"Failures per {per} (UTC):", style="bold"))
+    parts.append(failures_chart(found))
+    return Group(*parts)

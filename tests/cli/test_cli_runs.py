@@ -121,11 +121,13 @@ def test_run_follow_waits_for_the_end_and_exits_as_the_run_ended(
     follow_failing = cli.popen("run", failing, "--follow", "--interval", "0.3")
     follow_succeeding = cli.popen("run", succeeding, "--follow", "--json", "--interval", "0.3")
     try:
-        time.sleep(1.5)  # both are following a run in flight
+        assert follow_failing.stdout and follow_succeeding.stdout
+        first = [follow_failing.stdout.readline(), follow_succeeding.stdout.readline()]  # both follow a live run
         stack.emulator.clock.advance(FINISH)
         Poller(context).tick()
         failed_out, _ = follow_failing.communicate(timeout=30)
         succeeded_out, _ = follow_succeeding.communicate(timeout=30)
+        failed_out, succeeded_out = first[0] + failed_out, first[1] + succeeded_out
     finally:
         for process in (follow_failing, follow_succeeding):
             if process.poll() is None:
@@ -134,3 +136,26 @@ def test_run_follow_waits_for_the_end_and_exits_as_the_run_ended(
     assert "Queued" in failed_out and f"{failing} Failed: " in failed_out
     assert follow_succeeding.returncode == 0
     assert [json.loads(line)["status"] for line in succeeded_out.splitlines()][-1] == "Succeeded"
+
+
+def test_run_follow_waits_until_the_alert_of_an_ended_run_is_out(
+    cli: Cli, context: AppContext, adf: str, stack: OfflineStack
+) -> None:
+    failing = started(adf, "copy_sales")
+    stack.emulator.clock.advance(FINISH)
+    record = context.registry.get(failing)
+    ended = context.registry.save(record.evolve(status=RunStatus.FAILED), keep_live=True)  # as before its alert
+    follow = cli.popen("run", failing, "--follow", "--interval", "0.2")
+    try:
+        assert follow.stdout
+        seen = follow.stdout.readline()  # it has read the run as Failed
+        time.sleep(1.0)  # five more looks
+        waiting = follow.poll()
+        context.registry.save(ended.evolve(alerted_at=ended.updated_at), keep_live=False)  # as the poller flags it
+        follow.communicate(timeout=30)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+    assert f"{failing} Failed" in seen
+    assert waiting is None, "an ended run whose alert is not out yet is still followed"
+    assert follow.returncode == 8
