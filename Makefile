@@ -8,9 +8,10 @@ NODE_STAMP := node_modules/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PORT ?= 8443
+API_PORT ?= 7071
 INFO ?= .local/emulator.json
 
-.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-coldstart bench-forwarding load chaos clean
+.PHONY: help install test lint demo run emulator openapi bench bench-poller bench-coldstart bench-forwarding load chaos clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,9 +19,10 @@ help: ## List the targets
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt pyproject.toml
 	@echo "Installing the Python packages into $(VENV)/ (a few minutes the first time)..."
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip 2> >(grep -v 'is ignored: it is neither' >&2)
 	$(PY) -m pip install --quiet -r requirements-dev.txt 2> >(grep -v 'is ignored: it is neither' >&2)
-	$(PY) -m pip install --quiet -e '.[cli]' 2> >(grep -v 'is ignored: it is neither' >&2)  # the on-call CLI
+	PYTHONWARNINGS='ignore:Editable installation' \
+	  $(PY) -m pip install --quiet -e '.[cli]' 2> >(grep -v 'is ignored: it is neither' >&2)  # the on-call CLI
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -32,7 +34,7 @@ $(NODE_STAMP): package.json package-lock.json
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@echo "Installing checkov into $(CHECKOV_VENV)/ (a minute the first time)..."
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip 2> >(grep -v 'is ignored: it is neither' >&2)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt 2> >(grep -v 'is ignored: it is neither' >&2)
 	touch $@
 
@@ -53,14 +55,15 @@ lint: $(STAMP) ## ruff (lint and format) and mypy
 demo: install ## The whole story, offline: start runs, one fails, the poller alerts
 	$(PY) -m offline.demo
 
-run: install ## Emulator + Azurite + the app on a local host, with curl examples
-	$(PY) -m offline.stack
+run: install ## The on-call sandbox: emulator, Azurite and the app; state in .local/, settings in .local/env
+	$(PY) -m offline.stack --dir .local --port $(API_PORT)
 
 emulator: $(STAMP) ## Only the Azure emulator: make emulator PORT=8443 INFO=.local/emulator.json
 	$(PY) -m offline.emulator --port $(PORT) --info $(INFO)
 
-openapi: $(STAMP) ## Regenerate openapi.json from the registered routes
+openapi: $(STAMP) ## Regenerate openapi.json from the registered routes, and examples/requests.http from it
 	$(PY) -m shared.api.openapi > openapi.json
+	$(PY) examples/requests_http.py > examples/requests.http
 
 bench: bench-poller bench-coldstart bench-forwarding ## All benchmarks
 
@@ -79,5 +82,8 @@ load: install ## Concurrent starts and status reads through the local host; noth
 chaos: install ## Starts through kill -9 of the hosts, an Azurite restart and Azure faults; the truth after (~5 min)
 	$(PY) -m bench.chaos
 
-clean: ## Remove installed environments and local state
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+clean: ## Forget the sandbox's state (.local/: runs, alerts, certificates) and the tools' caches
+	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
+
+distclean: clean ## Also remove the installed environments (.venv/, .venv-checkov/, node_modules/)
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules

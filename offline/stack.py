@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from offline.azurite import Azurite
-from offline.emulator import Emulator, EmulatorConfig
+from offline.emulator import ActivitySpec, Emulator, EmulatorConfig, PipelineSpec
 from offline.localhost import LocalHost
 from offline.tls import ensure_tls_files
 
@@ -159,47 +163,159 @@ class OfflineStack:
         )
 
 
+def sandbox_config() -> EmulatorConfig:
+    """The sample estate, plus a pipeline that runs for an hour: something on-call can watch and cancel."""
+    sample = EmulatorConfig.default()
+    factory = sample.factories[0]
+    waiting = PipelineSpec(
+        "long_running", queue_s=5, duration_s=3600, activities=(ActivitySpec("WaitForPartner", "Until"),)
+    )
+    pipelines = (*factory.pipelines, waiting)
+    return replace(sample, factories=(replace(factory, pipelines=pipelines), *sample.factories[1:]))
+
+
+def settings_document(settings: Mapping[str, str]) -> dict[str, Any]:
+    """The settings in ``local.settings.json``'s format, for ``func start`` or ``pipeline-gateway --settings``."""
+    return {"IsEncrypted": False, "Values": {"FUNCTIONS_WORKER_RUNTIME": "python", **settings}}
+
+
+def env_script(api: str, key: str, admin: str, settings: Mapping[str, str], bin_dir: Path) -> str:
+    """A shell file to ``source``: the API and its key, the emulator's admin URL, every app setting (so the
+    CLI reads what the app reads), curl's CA bundle, and the virtual environment's ``bin`` on PATH."""
+    exported = {
+        "API": api,
+        "KEY": key,
+        "ADMIN": admin,
+        **settings,
+        "CURL_CA_BUNDLE": settings["REQUESTS_CA_BUNDLE"],
+    }
+    bin_path = shlex.quote(str(bin_dir))
+    lines = [
+        "# Pipeline Gateway sandbox (make run), rewritten at each start: `source .local/env` in another terminal.",
+        *(f"export {name}={shlex.quote(value)}" for name, value in exported.items()),
+        f'case ":$PATH:" in *:{bin_path}:*) ;; *) export PATH={bin_path}:"$PATH" ;; esac',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Whole or not at all (a reader never sees half a file), readable by the owner only: it holds keys."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(0o600)
+    temporary.replace(path)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it from here."""
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    return str(path)
+
+
+@contextlib.contextmanager
+def _exclusive(workdir: Path) -> Iterator[None]:
+    """One stack per folder: two Azurites on one data folder would corrupt it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / "stack.lock").open("a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise SystemExit(f"Another stack (pid {lock.read().strip() or '?'}) is using {_shown(workdir)}.") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+def _forgotten_runs() -> int:
+    """Runs the registry holds as in flight as the stack starts. The emulator keeps Azure's runs in memory,
+    so after a restart it no longer knows them, and they will never move; the user should be told."""
+    from shared.context import app_context
+    from shared.runs.model import RunStatus
+
+    registry = app_context().registry
+    registry.ensure_table()
+    return sum(1 for row in registry.live_rows() if row.status in RunStatus.IN_FLIGHT)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from function_app import app
 
-    with OfflineStack(Path(args.dir) if args.dir else None) as stack:
+    workdir = Path(args.dir).resolve()  # Azurite runs in a folder of its own
+    with _exclusive(workdir), OfflineStack(workdir, emulator_config=sandbox_config()) as stack:
         stack.apply_environment()
         host = stack.local_host(app, port=args.port, poll_seconds=args.poll_seconds)
-        host.start()
-        key = host.function_key
-        target = stack.emulator.info["factories"][0]["name"]
+        try:
+            host.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            print(f"Port {args.port} is taken (another make run?): make run API_PORT=<another port>", file=sys.stderr)
+            return 1
+        # Links in runs and alerts point where callers reach the API, as APIM's URL does in Azure.
+        os.environ["GATEWAY_PUBLIC_BASE_URL"] = host.api_url
+        info = stack.emulator.info
+        settings = {**stack.environment(), "GATEWAY_PUBLIC_BASE_URL": host.api_url}
+        admin = info["admin_endpoint"]
+        files = (workdir / "settings.json", workdir / "env")
+        _write_private(files[0], json.dumps(settings_document(settings), indent=2) + "\n")
+        _write_private(
+            files[1], env_script(host.api_url, host.function_key, admin, settings, Path(sys.executable).parent)
+        )
+        target = info["factories"][0]["name"]
         print(
-            f"""Pipeline Gateway is running offline.
+            f"""Pipeline Gateway is running offline. Its state stays in {_shown(workdir)}/ (make clean forgets it).
 
   API            {host.api_url}
-  function key   {key}
-  Azure emulator {stack.emulator.info["arm_endpoint"]}  (admin: {stack.emulator.info["admin_endpoint"]})
-  Azurite        {stack.azurite.table_endpoint}
-  CA bundle      {stack.tls.ca_bundle}
+  function key   {host.function_key}
+  Azure emulator {info["arm_endpoint"]}  (admin: {admin})
+  Azurite        tables {stack.azurite.table_endpoint}
+                 queues {stack.azurite.queue_endpoint}
+  CA bundle      {_shown(stack.tls.ca_bundle)}
+  settings       {_shown(files[0])} (local.settings.json format), {_shown(files[1])} (to source)
   poller         every {args.poll_seconds:g}s
 
-Try:
-  curl -s {host.api_url}/health
-  curl -s -H 'x-functions-key: {key}' {host.api_url}/targets
-  curl -s -X POST -H 'x-functions-key: {key}' -H 'Content-Type: application/json' \\
-       -d '{{"parameters": {{"date": "2026-11-22"}}}}' {host.api_url}/targets/{target}/pipelines/daily_load/runs
-  curl -s -H 'x-functions-key: {key}' {host.api_url}/runs
+In another terminal, from this folder:
+  source {_shown(files[1])}
+  curl -s "$API/health"
+  curl -s -H "x-functions-key: $KEY" "$API/targets"
+  curl -s -X POST "$API/targets/{target}/pipelines/copy_sales/runs" -H "x-functions-key: $KEY" \\
+       -H "Content-Type: application/json" -d '{{"parameters": {{"date": "2026-11-21"}}}}'
+  pipeline-gateway runs
+  pipeline-gateway alerts
+  pipeline-gateway summary
+  curl -s "$ADMIN"
 
 Ctrl+C stops everything.""",
             flush=True,
         )
+        forgotten = _forgotten_runs()
+        if forgotten:
+            print(
+                f"Note: {forgotten} run(s) were in flight when the stack last stopped. The emulator keeps Azure's "
+                "runs in memory and has forgotten them, so they will stay as they are; make clean starts afresh.",
+                flush=True,
+            )
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stopped.wait()
-        host.stop()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                stopped.wait()
+        finally:
+            for path in files:  # they describe a stack that is no longer there
+                path.unlink(missing_ok=True)
+            host.stop()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Pipeline Gateway offline: emulator, Azurite, local host.")
-    parser.add_argument("--port", type=int, default=7071, help="port of the local Functions host")
-    parser.add_argument("--dir", help="working folder (certificates, Azurite data); default: a temp folder")
+    parser.add_argument("--port", type=int, default=7071, help="port of the local Functions host (0: any free one)")
+    parser.add_argument(
+        "--dir", default=".local", help="working folder (certificates, Azurite data, settings); kept across runs"
+    )
     parser.add_argument("--poll-seconds", type=float, default=10.0, help="how often the poller ticks")
     return _serve(parser.parse_args(argv))
 

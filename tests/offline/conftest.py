@@ -1,4 +1,4 @@
-"""Fixtures of the offline-stack tests: Azurite, and a test-only storage credential.
+"""Fixtures of the offline-stack tests: Azurite, a test-only storage credential, and ``make run``.
 
 Azurite serves certificates of the worker's CA (``tls_files`` in tests/conftest.py).
 """
@@ -19,6 +19,7 @@ from azure.storage.queue import QueueClient
 
 from offline.azurite import Azurite
 from offline.tls import TlsFiles
+from tests.offline.sandbox import Sandbox
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -105,3 +106,13 @@ def unique_name() -> Callable[[str], str]:
         return f"{prefix}{uuid.uuid4().hex[:12]}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One ``make run``-style stack per worker for the tests that use it as a user would (README, examples)."""
+    started = Sandbox(tmp_path_factory.mktemp("sandbox")).start()
+    try:
+        yield started
+    finally:
+        started.stop()
