@@ -46,11 +46,12 @@ the emulator's runs (``GET /_emulator/runs``).
   and whose own request's record is neither still ``Submitting`` (then it is counted ``stuck``) nor
   ``Unknown`` (then ``unknown``); plus a run answered ``202`` that is not in the registry.
 * ``doubled``: a logical start with two records that were not refused (``Rejected`` records started
-  nothing and free their key by design) or two Azure runs.
+  nothing and free their key by design) or two Azure runs; likewise an automatic retry (every target has
+  ``RETRY_POLICY``: the retry's correlation id is its chain's first request's plus ``.retry{attempt}``).
 * ``misattributed``: a record whose ``upstreamRunId`` is an Azure run created by another request than the
   record's (or by none).
 * ``failed_without_alert``: an Azure run that failed, owned by a record, with no message on the alert
-  queue for that record.
+  queue for that record, nor a retry chain that goes on from it to an alerted or successful end.
 * ``failed_with_several_alert_ids``: an Azure run that failed and was alerted under more than one alert id.
 * ``repeated_sends``: alert ids with more than one message on the queue, except those counted next.
 * ``repeated_sends_after_kill``: repeats explained by a crash between send and flag. The sender of a
@@ -85,6 +86,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -162,7 +164,10 @@ def emulator_config() -> dict[str, Any]:
         "workspaces": [
             {
                 "name": WORKSPACE,
-                "pipelines": [pipeline("refresh_lake", "Refresh", False), pipeline("build_marts", "BuildMart", True)],
+                "pipelines": [
+                    pipeline("refresh_lake", "Refresh", False),
+                    {**pipeline("build_marts", "BuildMart", True), "recover_on_rerun": False},
+                ],
                 "spark_pools": [{"name": POOL, "queue_s": 1, "startup_s": 1, "duration_s": 3}],
             }
         ],
@@ -356,10 +361,18 @@ SCALED_TIMINGS = {
 }
 
 
+# Every target retries any failure once, two seconds later: failed pipeline runs recover when rerun
+# (Synapse's build_marts does not), Spark batches fail again; so chains end both ways, under the chaos.
+RETRY_POLICY = {"attempts": 2, "delaySeconds": 2}
+
+
 def app_environment(info: Mapping[str, Any], azurite: Azurite, ca_bundle: Path, poll_seconds: int) -> dict[str, str]:
-    """The app settings of the stack: identity, catalog, storage, and a poller that fans out every few seconds."""
+    """The app settings of the stack: identity, catalog (with ``RETRY_POLICY``), storage, and a poller that
+    fans out every few seconds."""
+    catalog = catalog_for(info)
+    catalog["targets"] = [{**target, "retry": RETRY_POLICY} for target in catalog["targets"]]
     return {
-        **app_settings(info, azurite, ca_bundle, catalog_for(info)),
+        **app_settings(info, azurite, ca_bundle, catalog),
         "GATEWAY_POLL_SCHEDULE": f"*/{poll_seconds} * * * * *",
         "GATEWAY_POLL_FANOUT": "true",
         "GATEWAY_POLL_QUEUE": "gateway-poll",
@@ -668,6 +681,10 @@ def read_records(context: Any) -> list[dict[str, Any]]:
                     "message": run.message,
                     # Who holds the alert's claim, where the app records one: "host/pid/invocation".
                     "alertClaimedBy": getattr(run, "alert_claimed_by", None),
+                    # An automatic retry's attempt, and a failed run's retry ("retried": its chain goes on).
+                    "attempt": getattr(run, "attempt", 1),
+                    "retryState": getattr(run, "retry_state", None),
+                    "rerunBy": run.rerun_by,
                 }
                 for run in page
             )
@@ -691,6 +708,7 @@ def read_alerts(context: Any) -> list[dict[str, Any]]:
 # -- the reckoning ----------------------------------------------------------------------------
 
 Key = tuple[str, ...]
+_RETRY_SUFFIX = re.compile(r"\.retry\d+$")
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled", "Rejected", "Unknown"})
 NEEDS_ALERT = frozenset({"Failed", "Unknown"})
 
@@ -726,6 +744,7 @@ def reckon(
     """The figures of the module docstring, from the four truths."""
     sent = [job for job in jobs if job.attempts]
     job_of = {attempt.correlation_id: job for job in sent for attempt in job.attempts}
+    by_id = {record["id"]: record for record in records}
     records_of: dict[str, list[Mapping[str, Any]]] = defaultdict(list)  # correlation id -> records it created
     owners: dict[Key, list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
@@ -749,7 +768,7 @@ def reckon(
             key = upstream_key(alert.get("targetKind"), alert["target"], alert.get("sparkPool"), alert["upstreamRunId"])
             alert_ids_of[key].add(alert["alertId"])
 
-    ours = [run for run in azure_runs if (run.get("createCorrelationId") or "") in job_of]
+    ours = [run for run in azure_runs if requester(run.get("createCorrelationId") or "") in job_of]
     lost = pending = unknown_runs = 0
     problems: list[str] = []
     for run in ours:
@@ -783,6 +802,15 @@ def reckon(
                 f"doubled: start {job.index} (key {job.key}): {len(started)} records, {len(runs)} Azure runs"
             )
 
+    for retry_id in sorted({r["correlationId"] for r in records if r.get("attempt", 1) > 1 and r["correlationId"]}):
+        started = [r for r in records_of[retry_id] if r["status"] != "Rejected"]
+        if len(started) > 1 or len(created_by.get(retry_id, [])) > 1:
+            doubled += 1
+            problems.append(
+                f"doubled: automatic retry {retry_id}: {len(started)} records, "
+                f"{len(created_by.get(retry_id, []))} Azure runs"
+            )
+
     misattributed = 0
     for record in records:
         if not record["upstreamRunId"]:
@@ -801,7 +829,7 @@ def reckon(
             continue
         key = azure_key(run)
         holders = owners.get(key, [])
-        if holders and not any(r["id"] in alerted for r in holders):
+        if holders and not any(r["id"] in alerted or _retried_to_an_end(r, by_id, alerted) for r in holders):
             failed_without_alert += 1
             problems.append(f"failed without alert: Azure run {'/'.join(key)} of record {holders[0]['id']}")
         if len(alert_ids_of.get(key, set())) > 1:
@@ -833,7 +861,7 @@ def reckon(
             stuck["stuck_unreconciled" if reached else "stuck_awaiting_unknown"] += 1
         elif status not in TERMINAL:
             stuck["stuck_in_flight"] += 1
-        elif status in NEEDS_ALERT and record["id"] not in alerted:
+        elif status in NEEDS_ALERT and record["id"] not in alerted and not _retried(record, by_id):
             stuck["stuck_unalerted"] += 1
             claimant = record.get("alertClaimedBy") or ""
             if _claimant_pid(claimant) in killed_pids:
@@ -873,7 +901,8 @@ def reckon(
         "connection_errors": sum(a.result in ("connection-error", "not-connected") for j in sent for a in j.attempts),
         "records": len(records),
         "records_by_status": dict(sorted(Counter(record["status"] for record in records).items())),
-        "foreign_records": sum(1 for record in records if (record["correlationId"] or "") not in job_of),
+        "foreign_records": sum(1 for record in records if requester(record["correlationId"] or "") not in job_of),
+        "automatic_retries": sum(1 for record in records if record.get("attempt", 1) > 1),
         "azure_runs": len(ours),
         "azure_failed": sum(1 for run in ours if azure_failed(run)),
         "foreign_azure_runs": len(azure_runs) - len(ours),
@@ -885,6 +914,25 @@ def reckon(
         "fault_calls_hit": chaos.fault_calls,
         "problems": problems,
     }
+
+
+def requester(correlation_id: str) -> str:
+    """The request a correlation id is of: an automatic retry's is its chain's first request's plus
+    ``.retry{attempt}``."""
+    return _RETRY_SUFFIX.sub("", correlation_id)
+
+
+def _retried(record: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> bool:
+    """A failed record whose automatic retry was submitted: its chain goes on at the retry's record."""
+    return record.get("retryState") == "retried" and record.get("rerunBy") in by_id
+
+
+def _retried_to_an_end(record: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]], alerted: set[str]) -> bool:
+    """A failed record whose retry chain ended alerted or without failing (a chain still going is stuck)."""
+    seen = 0
+    while _retried(record, by_id) and seen < 20:
+        record, seen = by_id[record["rerunBy"]], seen + 1
+    return seen > 0 and (record["id"] in alerted or record["status"] not in NEEDS_ALERT)
 
 
 def _claimant_pid(claimant: str) -> int | None:
