@@ -27,7 +27,7 @@ from shared.cli.inbox import Entry, Inbox, Waiting
 from shared.cli.output import Output
 from shared.cli.session import Session, apply_configuration, parse_overrides, settings_file_values
 from shared.errors import GatewayError
-from shared.runs.model import Run, RunStatus, iso_time, utcnow
+from shared.runs.model import RetryState, Run, RunStatus, iso_time, utcnow
 
 if TYPE_CHECKING:
     from shared.api.views import RunView
@@ -373,7 +373,7 @@ def run(run_id: str, follow: bool, interval: float, as_json: bool) -> int:
     """
     if follow:
         return _follow(run_id, interval, as_json)
-    from shared.api.views import chain_view
+    from shared.api.views import with_chain
     from shared.cli.render import run_detail
     from shared.runs.service import Caller, RunService
 
@@ -385,8 +385,10 @@ def run(run_id: str, follow: bool, interval: float, as_json: bool) -> int:
             found, Caller(subscription=None, product=None, correlation_id="", operator=True)
         )
         records = context.alert_history.for_run(found.id)
+        if found.chain_root != found.id:  # a retry chain's failure is alerted under its first run
+            records += context.alert_history.for_run(found.chain_root)
         recent, _ = context.registry.list_runs(target=found.target, pipeline=found.pipeline, limit=8)
-    view = _run_view(state.session, found).model_copy(update={"chain": chain_view(chain)})
+    view = with_chain(_run_view(state.session, found), chain)
     if as_json:
         state.out.json(
             {
@@ -412,7 +414,8 @@ def _follow(run_id: str, interval: float, as_json: bool) -> int:
     """Reads the run until it ends (the poller records how), printing it whenever its status changes.
 
     An ended run whose alert is still to be sent stays among the live records; the wait lasts until it
-    leaves them, so a script that reads the alert next finds it.
+    leaves them, so a script that reads the alert next finds it. So does a failed run whose automatic
+    retry is due; once retried, the wait goes on with the retry, and the chain's end is the exit code.
     """
     state = _state()
     registry = state.session.context.registry
@@ -434,6 +437,11 @@ def _follow(run_id: str, interval: float, as_json: bool) -> int:
                 else:
                     message = f": {current.message}" if current.message and current.terminal else ""
                     state.out.show(f"{iso_time(utcnow())} {current.id} {current.status}{message}")
+            if current.retry_state == RetryState.RETRIED and current.rerun_by:
+                if not as_json:
+                    state.out.show(f"{iso_time(utcnow())} {current.id} retried as {current.rerun_by}")
+                run_id, seen = current.rerun_by, None
+                continue
             if current.terminal and not registry.is_live(current):
                 return exits.for_run(current.status)
             time.sleep(interval)

@@ -93,6 +93,8 @@ class ShiftSummary(_Model):
     succeeded: int
     failed: int
     live: int
+    retries: int  # automatic reruns of failed runs (retry policies) started in the window
+    pages_avoided: int  # of those, the ones that succeeded: a failure nobody was paged for
     partial: bool  # more runs than MAX_RUNS in the window: the figures cover the newest
     work: list[WorkSummary]
     longest_running: list[LiveRun]
@@ -236,6 +238,8 @@ def summarize(
         succeeded=sum(item.succeeded for item in work),
         failed=sum(item.failed for item in work),
         live=len(running),
+        retries=sum(1 for run in runs if run.attempt > 1),
+        pages_avoided=sum(1 for run in runs if run.attempt > 1 and run.status == RunStatus.SUCCEEDED),
         partial=partial,
         work=work,
         longest_running=longest,
