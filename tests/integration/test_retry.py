@@ -8,6 +8,7 @@ middle activity (``load_events``). The poller's clock is injected where a delay 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -101,17 +102,20 @@ def clock_at(moment: datetime) -> Callable[[], datetime]:
 
 
 def test_a_matching_failure_is_rerun_from_the_failure_and_nobody_is_paged(
-    stack: OfflineStack, names: dict[str, str], adf: str
+    stack: OfflineStack, names: dict[str, str], adf: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     context = with_retry(stack, names, attempts=3, delaySeconds=0, on=SYSTEM_ERROR)
     first = started(adf, "load_inventory", parameters={"store": "17"})
     assert (first["attempt"], first["maxAttempts"], first["nextRetryAt"]) == (1, 3, None)
     stack.emulator.clock.advance(FINISH)
 
-    Poller(context).tick()
+    with caplog.at_level(logging.WARNING, logger="shared.poller.retries"):
+        Poller(context).tick()
 
     root = context.registry.get(first["id"])
     assert (root.status, root.retry_state) == (RunStatus.FAILED, RetryState.RETRIED)
+    retrying = [r for r in caplog.records if getattr(r, "gateway_retry", None) == "scheduled"]
+    assert len(retrying) == 1 and "failed (attempt 1 of 3); retrying at" in retrying[0].getMessage()
     assert root.failure.startswith("CopyInventory (SystemError 2108): Error calling the endpoint")
     retry = context.registry.get(root.rerun_by or "")
     assert (retry.attempt, retry.max_attempts, retry.retry_root, retry.rerun_of) == (2, 3, root.id, root.id)
