@@ -29,6 +29,7 @@ from .server import Counters, Dispatcher, HttpsServer, Latency, Router, tls_cont
 from .spark import SparkApi
 from .store import RunStore
 from .synapse import SynapsePipelinesApi
+from .synapse_network import SynapseNetworkApi, endpoints_of
 from .workspaces import WorkspacesApi
 
 STARTUP_TIMEOUT_S = 10.0
@@ -89,6 +90,10 @@ class Emulator:
             endpoint_of=self.workspace_endpoint,
         ).register(self.router)
         SynapsePipelinesApi(self.config.workspaces, self.store).register(self.router)
+        synapse_network = SynapseNetworkApi(
+            self.config.workspaces, page_size=lambda: self.store.page_size, endpoint_of=self.workspace_endpoint
+        )
+        synapse_network.register(self.router)
         self.spark = SparkApi(self.config.workspaces, self.clock, self.config.identity, self.workspace_endpoint)
         self.spark.register(self.router)
         self.fabric = FabricApi(
@@ -231,6 +236,18 @@ class Emulator:
                     "spark_pools": [
                         {"name": p.name, "node_size": p.node_size, "outcome": p.outcome} for p in w.spark_pools
                     ],
+                    "managed_virtual_network": w.managed_virtual_network,
+                    "exfiltration_protection": w.exfiltration_protection,
+                    "managed_private_endpoints": [
+                        {
+                            "name": e.name,
+                            "group_id": e.group_id,
+                            "private_link_resource_id": e.private_link_resource_id,
+                            "state": e.state,
+                        }
+                        for e in endpoints_of(w)
+                    ],
+                    "linked_services": [{"name": ls.name, "type": ls.type} for ls in w.linked_services],
                 }
                 for w in config.workspaces
             ],

@@ -1,4 +1,5 @@
-"""ARM's Microsoft.Synapse Workspaces_Get: how the app discovers a workspace's data-plane endpoint.
+"""ARM's Microsoft.Synapse Workspaces_Get: how the app discovers a workspace's data-plane endpoint, and
+whether it has a managed virtual network with data exfiltration protection.
 
 The spec is 2021-06-01; azure-mgmt-synapse 2.0.0 still sends 2021-03-01, so both are accepted along
 with the other versions of that era.
@@ -7,6 +8,7 @@ with the other versions of that era.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from .arm import ArmDirectory, check_name, resource_not_found, stable_uuid
@@ -26,6 +28,20 @@ WORKSPACE_HINT = (
     "It can contain only letters, numbers and hyphens, must start and end with a letter or number, "
     "and be at most 50 characters long."
 )
+
+
+def managed_network(workspace: WorkspaceSpec) -> dict[str, Any]:
+    """``managedVirtualNetwork`` and its settings; a workspace created without one has neither
+    (approximation: the spec does not say whether Azure then omits them or sends them empty)."""
+    if not workspace.managed_virtual_network:
+        return {}
+    return {
+        "managedVirtualNetwork": "default",
+        "managedVirtualNetworkSettings": {
+            "preventDataExfiltration": workspace.exfiltration_protection,
+            "allowedAadTenantIdsForLinking": [],
+        },
+    }
 
 
 class WorkspacesApi:
@@ -104,11 +120,7 @@ class WorkspacesApi:
                     "createManagedPrivateEndpoint": False,
                 },
                 "managedResourceGroupName": f"synapseworkspace-managedrg-{stable_uuid('mrg', resource_id)}",
-                "managedVirtualNetwork": "default",
-                "managedVirtualNetworkSettings": {
-                    "preventDataExfiltration": False,
-                    "allowedAadTenantIdsForLinking": [],
-                },
+                **managed_network(workspace),
                 "publicNetworkAccess": "Enabled",
                 "privateEndpointConnections": [],
                 "encryption": {"doubleEncryptionEnabled": False},

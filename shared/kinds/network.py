@@ -41,12 +41,12 @@ def is_private(address: str) -> bool:
     return any(ip in network for network in PRIVATE_NETWORKS if network.version == ip.version)
 
 
-def private_dns_check(
-    name: str, host: str, zone: str, settings: Settings, *, resolve: Resolver = system_resolver
-) -> Check:
+def private_dns_check(name: str, host: str, zone: str, settings: Settings, *, resolve: Resolver | None = None) -> Check:
     """Whether ``host`` resolves to a private address from the app, when the deployment uses private
     networking (``GATEWAY_PRIVATE_NETWORKING``); else skipped. ``zone`` is the private DNS zone that
-    must be linked to the app's virtual network for it to."""
+    must be linked to the app's virtual network for it to. ``resolve`` defaults to this module's
+    ``system_resolver``, looked up per call (tests of whole reports replace it)."""
+    resolve = resolve or system_resolver
     call = f"DNS lookup of {host}"
     if not settings.private_networking:
         return skipped(name, call, "private networking is off (GATEWAY_PRIVATE_NETWORKING)")

@@ -18,6 +18,7 @@ from shared.kinds.checks import Check, resource_facts, run_check, skipped
 from shared.kinds.pipeline_kind import PipelineKind
 from shared.kinds.pipelines import PipelineClient
 from shared.kinds.spark_rules import SparkPoolRule
+from shared.kinds.synapse_network import network_checks
 from shared.runs.model import Run
 
 
@@ -130,13 +131,17 @@ class SynapseKind(PipelineKind[SynapseTarget]):
         }
 
     def checks(self, azure: Azure, target: SynapseTarget) -> list[Check]:
+        read: list[dict[str, Any]] = []  # the workspace's ARM resource, once read: the network checks use it
+        management = self._workspace_check(azure, target, read)
+        unreadable = management.skipped or "the call failed: see managementPlane"
         return [
-            self._workspace_check(azure, target),
+            management,
             self.recent_runs_check(azure, target),
             *self.correlation_checks(azure, target),
+            *network_checks(azure, target, read[0] if read else None, unreadable=unreadable),
         ]
 
-    def _workspace_check(self, azure: Azure, target: SynapseTarget) -> Check:
+    def _workspace_check(self, azure: Azure, target: SynapseTarget, read: list[dict[str, Any]]) -> Check:
         call = "GET Microsoft.Synapse/workspaces"
         if target.resource_id is None:
             return skipped("managementPlane", call, "the catalog entry has no subscriptionId and resourceGroup")
@@ -147,6 +152,7 @@ class SynapseKind(PipelineKind[SynapseTarget]):
 
         def workspace() -> dict[str, Any]:
             resource = client.get_workspace()
+            read.append(resource)
             facts = resource_facts(resource)
             properties = resource.get("properties") or {}
             dev = (properties.get("connectivityEndpoints") or {}).get("dev")
