@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def catalog_for(info: Mapping[str, Any], *, alert_on_cancelled: bool = False) -> dict[str, Any]:
-    """A catalog with one target per emulated factory and workspace, every pipeline allowed."""
+    """A catalog with one target per emulated factory and workspace, every pipeline allowed (Fabric's by
+    item id, as the info file gives them)."""
     targets: list[dict[str, Any]] = []
     for factory in info["factories"]:
         targets.append(
@@ -61,7 +62,48 @@ def catalog_for(info: Mapping[str, Any], *, alert_on_cancelled: bool = False) ->
                 "sparkPools": ["*"],
             }
         )
+    for workspace in info.get("ml_workspaces", []):
+        targets.append(
+            {
+                "name": workspace["name"],
+                "kind": "machinelearning",
+                "subscriptionId": workspace["subscription_id"],
+                "resourceGroup": workspace["resource_group"],
+                "workspaceName": workspace["name"],
+                "jobs": [_job_template(workspace, template) for template in workspace["templates"]],
+            }
+        )
+    for fabric in info["fabric"]["workspaces"]:
+        targets.append(
+            {
+                "name": fabric["name"],
+                "kind": "fabric",
+                "workspaceId": fabric["id"],
+                "workspaceName": fabric["name"],
+                "pipelines": [{"match": p["name"], "itemId": p["id"]} for p in fabric["pipelines"]],
+            }
+        )
     return {"targets": targets, "alertOnCancelled": alert_on_cancelled}
+
+
+def _job_template(workspace: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
+    """A catalog job template for an emulated one: its job type's required fields, and a data input
+    callers may point anywhere under the workspace datastore's paths."""
+    name = template["name"]
+    compute = (
+        f"/subscriptions/{workspace['subscription_id']}/resourceGroups/{workspace['resource_group']}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{workspace['name']}/computes/cpu-cluster"
+    )
+    data = "azureml://datastores/workspaceblobstore/paths/"
+    job: dict[str, Any] = {"name": name, "jobType": template["job_type"], "computeId": compute}
+    if template["job_type"] == "Command":
+        job |= {"command": f"python {name}.py --data ${{{{inputs.data}}}}", "environmentId": "azureml:gateway-env:1"}
+    else:
+        job["componentId"] = f"azureml:{name}:1"
+    job["inputs"] = {
+        "data": {"type": "uri_folder", "default": data + "sales/", "settable": True, "allowedPrefixes": [data]}
+    }
+    return job
 
 
 def app_settings(
@@ -75,6 +117,7 @@ def app_settings(
         "REQUESTS_CA_BUNDLE": str(ca_bundle),
         "GATEWAY_CATALOG": json.dumps(catalog),
         "GATEWAY_ARM_ENDPOINT": info["arm_endpoint"],
+        "GATEWAY_FABRIC_ENDPOINT": info["fabric"]["api_endpoint"],
         "GATEWAY_STORAGE__tableServiceUri": azurite.table_endpoint,
         "GATEWAY_STORAGE__queueServiceUri": azurite.queue_endpoint,
         "GATEWAY_STORAGE__credential": "managedidentity",

@@ -8,10 +8,12 @@ from shared.config.targets import TargetEntry
 from shared.errors import NotFound
 from shared.kinds.base import RunKind
 from shared.kinds.datafactory import DATAFACTORY
+from shared.kinds.fabric import FABRIC
+from shared.kinds.machinelearning import MACHINE_LEARNING
 from shared.kinds.spark import SPARK
 from shared.kinds.synapse import SYNAPSE
 
-KINDS: tuple[RunKind[Any, Any], ...] = (DATAFACTORY, SYNAPSE, SPARK)
+KINDS: tuple[RunKind[Any, Any], ...] = (DATAFACTORY, SYNAPSE, SPARK, MACHINE_LEARNING, FABRIC)
 
 _BY_NAME = {kind.name: kind for kind in KINDS}
 # The catalog's entry models, once each (Synapse pipelines and Spark share the Synapse entry).
@@ -29,6 +31,18 @@ def studio_of(name: str) -> str:
     """The monitoring UI a kind's links open, by the kind's name (alerts carry the name)."""
     kind = _BY_NAME.get(name)
     return kind.studio if kind else "the Studio"
+
+
+def label_of(name: str) -> str:
+    """How alerts name a kind ("ADF", "Azure ML"), by the kind's name."""
+    kind = _BY_NAME.get(name)
+    return kind.label if kind else name
+
+
+def step_noun_of(name: str) -> str:
+    """What a kind calls the part of a run that failed ("activity", "step"), by the kind's name."""
+    kind = _BY_NAME.get(name)
+    return kind.step_noun if kind else "activity"
 
 
 def kinds_of(target: TargetEntry) -> list[RunKind[Any, Any]]:

@@ -47,7 +47,7 @@ def as_product(product: str | None) -> dict[str, str]:
 
 def catalog(stack: OfflineStack) -> dict[str, Any]:
     document = catalog_for(stack.emulator.info)
-    adf, synapse = document["targets"]
+    adf, synapse = document["targets"][:2]  # the factory and the Synapse workspace; other kinds' targets left out
     adf["pipelines"] = [
         {"match": "daily_load", "products": ["erp"]},
         {"match": "copy_*", "products": ["finance"]},
@@ -56,7 +56,7 @@ def catalog(stack: OfflineStack) -> dict[str, Any]:
     ]
     synapse["pipelines"] = [{"match": "*", "products": ["admin"]}]
     synapse["sparkPools"] = [{"match": "*", "products": ["admin"]}]
-    return {**document, "operatorProducts": [OPERATOR]}
+    return {**document, "targets": [adf, synapse], "operatorProducts": [OPERATOR]}
 
 
 @pytest.fixture
