@@ -2,7 +2,7 @@
 
 An external system starts an ADF run and a Synapse run that succeed and an ADF run that fails; the
 poller (the app's own timer, on the local host) follows them; the failure alert is read back from
-the queue and printed as the on-call engineer sees it.
+the queue and printed as the on-call engineer sees it. Then two Fabric pipelines, one of which fails.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import requests
 
 from offline.stack import OfflineStack
 from shared.azure.queues import JsonQueue
+from shared.kinds.registry import label_of, step_noun_of
 
 POLL_SECONDS = 2.0
 # The emulator fails a batch whose file name contains "fail", with a PySpark traceback in its driver log.
@@ -34,6 +36,10 @@ SPARK_BATCH = {
     "numExecutors": 2,
 }
 TIMEOUT_SECONDS = 60.0
+# The factory's retry policy: SystemErrors (a source that timed out) are rerun from the failed activity.
+# DEMO_RETRY_POLICY=off leaves it out, to count the pages it saves.
+RETRY_POLICY = {"attempts": 3, "delaySeconds": 2, "maxDelaySeconds": 10, "on": {"failureTypes": ["SystemError"]}}
+RETRY_SWITCH = "DEMO_RETRY_POLICY"
 
 
 def say(text: str = "") -> None:
@@ -73,6 +79,15 @@ class Caller:
         say(
             f"POST .../targets/{target}/sparkpools/{pool}/batches -> {response.status_code} {run.get('status')}  "
             f"id={run.get('id')}  batch={run.get('upstreamRunId')}"
+        )
+        return run
+
+    def start_job(self, target: str, template: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        response = self.session.post(f"{self.api}/targets/{target}/jobs/{template}/runs", json={"inputs": inputs})
+        run: dict[str, Any] = response.json()
+        say(
+            f"POST .../targets/{target}/jobs/{template}/runs -> {response.status_code} {run.get('status')}  "
+            f"id={run.get('id')}  job={run.get('upstreamRunId')}"
         )
         return run
 
@@ -134,16 +149,14 @@ def print_alert(alert: dict[str, Any]) -> None:
     if alert.get("appId"):
         say(f"{'spark app':>10}  {alert['appId']} on pool {alert.get('sparkPool')}")
     for error in alert.get("errors") or []:
-        say(f"\n  Livy error: {error}")
+        say(f"\n  {label_of(alert['targetKind'])} error: {error}")
     if alert.get("driverLogTail"):
-        say("\n  driver log (last lines):")
+        say(f"\n  {alert.get('logName') or 'driver log'} (last lines):")
         for line in alert["driverLogTail"][-12:]:
             say(f"    {line}")
     for activity in alert["failedActivities"]:
-        say(
-            f"\n  failed activity {activity['name']} ({activity['type']}), "
-            f"{activity['failureType']} {activity['errorCode']}:"
-        )
+        code = " ".join(part for part in (activity["failureType"], activity["errorCode"]) if part)
+        say(f"\n  failed {step_noun_of(alert['targetKind'])} {activity['name']} ({activity['type']}), {code}:")
         say(textwrap.indent(textwrap.fill(activity["message"], 96), "    "))
     say(f"\n  alert id {alert['alertId']} (schema v{alert['schemaVersion']})")
 
@@ -155,13 +168,16 @@ def main() -> int:
     logging.getLogger("shared").setLevel(logging.ERROR)  # the story is told below, not in the app's log
     with tempfile.TemporaryDirectory(prefix="pipeline-gateway-demo-") as workdir, OfflineStack(Path(workdir)) as stack:
         stack.apply_environment()
+        if os.environ.get(RETRY_SWITCH, "on") != "off":
+            retrying = with_retry_policy(stack.catalog, stack.emulator.info["factories"][0]["name"])
+            os.environ["GATEWAY_CATALOG"] = json.dumps(retrying)
         info = stack.emulator.info
         factory, workspace = info["factories"][0]["name"], info["workspaces"][0]["name"]
         host = stack.local_host(app, poll_seconds=POLL_SECONDS)
         host.start()
         try:
             step("The offline stack")
-            say(f"Azure emulator (ADF, Synapse, managed identity) {info['arm_endpoint']}")
+            say(f"Azure emulator (ADF, Synapse, Azure ML, identity) {info['arm_endpoint']}")
             say(f"Azurite (tables, queues; HTTPS + OAuth)         {stack.azurite.queue_endpoint}")
             say(f"Function app on the local host                  {host.api_url}")
             caller = Caller(host.api_url, host.function_key)
@@ -174,6 +190,12 @@ def main() -> int:
                 caller.start(workspace, "refresh_lake", {"zone": "silver"}),
                 caller.start(factory, "copy_sales", {"date": "2026-11-21"}),
                 caller.submit_batch(workspace, "small", SPARK_BATCH),
+            ]
+            ml_workspace = info["ml_workspaces"][0]["name"]
+            features = {"data": "azureml://datastores/workspaceblobstore/paths/sales/2026-11-21/"}
+            runs += [
+                caller.start_job(ml_workspace, "refresh_features", features),
+                caller.start_job(ml_workspace, "score_batch", features),
             ]
             retry = caller.start(factory, "daily_load", {"date": "2026-11-21"})
             say(f"  (the retry with the same key returned the same run: {retry['id'] == runs[0]['id']})")
@@ -216,16 +238,77 @@ def main() -> int:
                 )
             )
             ok = (
-                len(failed) == 2
+                len(failed) == 3
                 and {alert["runId"] for alert in alerts} == {run["id"] for run in failed}
                 and len(cancelled) == 1
                 and recovered["status"] == "Succeeded"
             )
+            fabric_ok, fabric_alerts = fabric_story(caller, info["fabric"]["workspaces"][0]["name"], queue)
+            alerts += fabric_alerts
+            ok = fabric_ok and ok
+            retry_ok, retry_alerts = retry_story(caller, factory, queue)
+            alerts += retry_alerts
+            ok = retry_ok and ok
             ok = on_call(stack, alerts) and ok
+            ok = secure_integration() and ok
         finally:
             host.stop()
-    say("\nDemo complete." if ok else "\nDemo FAILED: expected two failures with one alert each, a cancel, a rerun.")
+    say("\nDemo complete." if ok else "\nDemo FAILED: expected three failures with one alert each, a cancel, a rerun.")
     return 0 if ok else 1
+
+
+def fabric_story(caller: Caller, target: str, queue: JsonQueue) -> tuple[bool, list[dict[str, Any]]]:
+    """Fabric pipelines through the same route and body: one succeeds, one fails, and the failure's alert
+    (Fabric's failureReason, the failed activity, a link to the monitoring hub) is read as on-call reads it."""
+    step("The same external system starts two Microsoft Fabric pipelines, through the same route")
+    runs = [
+        caller.start(target, "load_sales_fabric", {"day": "2026-11-21"}),
+        caller.start(target, "refresh_warehouse", {"day": "2026-11-21"}),
+    ]
+    finished = wait_until_finished(caller, runs)
+    failed = {run["id"] for run in finished if run["status"] == "Failed"}
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    alerts = [alert for alert in queue.peek() if alert["runId"] in failed]
+    while len(alerts) < len(failed) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alerts = [alert for alert in queue.peek() if alert["runId"] in failed]
+    say(f"{len(alerts)} Fabric alert(s):\n")
+    for alert in alerts:
+        print_alert(alert)
+        say("")
+    statuses = [run["status"] for run in finished]
+    return statuses == ["Succeeded", "Failed"] and len(alerts) == 1, alerts
+
+
+def with_retry_policy(catalog: Mapping[str, Any], factory: str) -> dict[str, Any]:
+    """The stack's catalog with ``RETRY_POLICY`` as the factory's default."""
+    targets = [{**t, "retry": RETRY_POLICY} if t["name"] == factory else t for t in catalog["targets"]]
+    return {**catalog, "targets": targets}
+
+
+def retry_story(caller: Caller, factory: str, queue: JsonQueue) -> tuple[bool, list[dict[str, Any]]]:
+    """A pipeline fails once with a SystemError: under the factory's retry policy the poller reruns it from
+    the failed activity, it succeeds, and nobody is paged (copy_sales' UserError above was paged at once).
+    Without the policy, it pages like any failure."""
+    policy = os.environ.get(RETRY_SWITCH, "on") != "off"
+    step(f"A pipeline fails once with a SystemError ({'retry policy on' if policy else RETRY_SWITCH + '=off'})")
+    run = caller.start(factory, "load_inventory", {"date": "2026-11-21"})
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    view = caller.get(run["id"])
+    while "finalStatus" not in view and time.monotonic() < deadline:
+        time.sleep(0.5)
+        view = caller.get(run["id"])
+    say("chain: " + " -> ".join(f"{link['id']} ({link['status']})" for link in view["chain"]))
+    chain_alert = f"{run['id']}:failed"
+    paged = [alert for alert in queue.peek() if alert["alertId"] == chain_alert]
+    while not policy and not paged and time.monotonic() < deadline:
+        time.sleep(0.5)
+        paged = [alert for alert in queue.peek() if alert["alertId"] == chain_alert]
+    say(f"how the chain ended: {view.get('finalStatus')}; pages for it: {len(paged)}")
+    say(f"alerts raised by the demo: {len(queue.peek())} (retry policy {'on' if policy else 'off'})")
+    if policy:
+        return view.get("finalStatus") == "Succeeded" and len(view["chain"]) == 2 and not paged, paged
+    return view.get("finalStatus") == "Failed" and len(paged) == 1, paged
 
 
 def pipeline_gateway(*args: str, env: dict[str, str] | None = None) -> bool:
@@ -288,6 +371,23 @@ def on_call(stack: OfflineStack, alerts: list[dict[str, Any]]) -> bool:
     copy_sales = next(alert for alert in alerts if alert["pipeline"] == "copy_sales")
     shown = pipeline_gateway("alert", copy_sales["alertId"], env=forwarding)
     return len(posts) == len(alerts) and listed and shown
+
+
+def secure_integration() -> bool:
+    """The platform team checks the private Synapse ↔ Azure ML setup: the sample workspace's managed
+    private endpoint to Azure ML waits for approval, and the report says where to approve it (exit 7:
+    something needs a person)."""
+    step("The platform team checks the private Synapse ↔ Azure ML setup")
+    script = Path(sys.executable).with_name("pipeline-gateway")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    say("$ pipeline-gateway targets")
+    width = {"COLUMNS": os.environ.get("COLUMNS", "160")}
+    done = subprocess.run(
+        [*command, "targets"], env={**os.environ, **width}, capture_output=True, text=True, check=False
+    )
+    say(done.stdout.rstrip())
+    say(f"(exit code {done.returncode}: a check needs a person)")
+    return done.returncode == 7 and "approve it on Azure Machine Learning workspace" in done.stdout
 
 
 if __name__ == "__main__":
