@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.offline.sandbox import ROOT, Command, Sandbox, readme_commands, session_script
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -37,6 +39,7 @@ def run_session(sandbox: Sandbox, commands: list[Command], tmp_path: Path) -> li
     return wrong
 
 
+@pytest.mark.timeout(300)  # a session of processes, each waiting on real runs; slower on a loaded machine
 def test_readme_examples_run_as_written_against_make_run(sandbox: Sandbox, tmp_path: Path) -> None:
     examples = [command for command in readme_commands(README) if command.section != "On call"]
 
@@ -44,6 +47,7 @@ def test_readme_examples_run_as_written_against_make_run(sandbox: Sandbox, tmp_p
     assert run_session(sandbox, examples, tmp_path) == []
 
 
+@pytest.mark.timeout(300)
 def test_every_on_call_command_works_after_sourcing_the_env(sandbox: Sandbox, tmp_path: Path) -> None:
     on_call = [command for command in readme_commands(README) if command.section == "On call"]
     used = {command.text.split()[1] for command in on_call if command.text.startswith("pipeline-gateway ")}
