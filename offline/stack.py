@@ -289,6 +289,7 @@ def _serve(args: argparse.Namespace) -> int:
     workdir = Path(args.dir).resolve()  # Azurite runs in a folder of its own
     with _exclusive(workdir), OfflineStack(workdir, emulator_config=sandbox_config()) as stack:
         stack.apply_environment()
+        forgotten = _forgotten_runs()  # before anyone can start a run
         host = stack.local_host(app, port=args.port, poll_seconds=args.poll_seconds)
         try:
             host.start()
@@ -334,7 +335,6 @@ In another terminal, from this folder:
 Ctrl+C stops everything.""",
             flush=True,
         )
-        forgotten = _forgotten_runs()
         if forgotten:
             print(
                 f"Note: {forgotten} run(s) were in flight when the stack last stopped. The emulator keeps Azure's "
