@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.alerts.build import duration_text
-from shared.alerts.model import Alert
-from shared.kinds.registry import studio_of
+from shared.alerts.model import Alert, AlertKind
+from shared.kinds.registry import label_of, step_noun_of, studio_of
 from shared.runs.model import parse_iso
 from shared.text import slack_mrkdwn, teams_markdown, visible
 
@@ -24,6 +24,7 @@ TITLES = {
     "cancelled": "Run cancelled",
     "overdue": "Run overdue",
     "unknown": "Run may not have started",
+    "retrying": "Run failed, retrying",
 }
 MAX_ACTIVITIES = 3
 LOG_LINES = 15
@@ -61,9 +62,19 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
         ("Azure run", alert.upstreamRunId or alert.appId),
         ("Caller", caller),
         ("History", history),
+        ("Attempts", _attempts(alert)),
         ("Alert", alert.alertId),
     ]
     return [(name, str(value)) for name, value in candidates if value]
+
+
+def _attempts(alert: Alert) -> str | None:
+    """``3 of 3``, for a run under a retry policy (with the next one's time while retrying)."""
+    if alert.attempt is None or alert.maxAttempts is None:
+        return None
+    text = f"{alert.attempt} of {alert.maxAttempts}"
+    due = parse_iso(alert.nextRetryAt)
+    return f"{text}, next at {due:%H:%M:%S} UTC" if due else text
 
 
 def _span(alert: Alert) -> str | None:
@@ -84,13 +95,22 @@ def details(alert: Alert) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for activity in alert.failedActivities[:MAX_ACTIVITIES]:
         code = " ".join(part for part in (activity.failureType, activity.errorCode) if part)
-        heading = f"Failed activity {activity.name} ({activity.type})" + (f", {code}" if code else "")
+        heading = f"Failed {step_noun_of(alert.targetKind)} {activity.name} ({activity.type})" + (
+            f", {code}" if code else ""
+        )
         found.append((heading, cut(activity.message)))
     if alert.errors:
-        found.append(("Spark errors", cut("\n".join(alert.errors))))
+        found.append((f"{label_of(alert.targetKind)} errors", cut("\n".join(alert.errors))))
+    if alert.attempts and len(alert.attempts) > 1:
+        lines = [f"{a.attempt}. {a.runId} {a.status}: {a.failure or '-'}" for a in alert.attempts]
+        found.append(("Every attempt", cut("\n".join(lines))))
     if not found and alert.message:
         found.append(("Message", cut(alert.message)))
     return found
+
+
+def log_title(alert: Alert) -> str:
+    return f"{alert.logName or 'Driver log'} (last lines)"
 
 
 def log_tail(alert: Alert) -> str | None:
@@ -112,13 +132,18 @@ def _md(text: str) -> str:
     return teams_markdown(cut(text))
 
 
+def _color(alert: Alert) -> str:
+    """Red for what needs someone; amber for the info-level notice of an automatic retry."""
+    return "Warning" if alert.kind == AlertKind.RETRYING else "Attention"
+
+
 def teams_card(alert: Alert) -> dict[str, Any]:
     """A Teams message with one Adaptive Card (1.4), as Incoming Webhooks and Workflows accept it.
 
     Every TextBlock and FactSet value is Markdown to Teams, so each text is escaped; fact titles and
     button labels are the gateway's own words, the button URLs its own links."""
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": _md(title(alert)), "size": "Medium", "weight": "Bolder", "color": "Attention"},
+        {"type": "TextBlock", "text": _md(title(alert)), "size": "Medium", "weight": "Bolder", "color": _color(alert)},
         {"type": "TextBlock", "text": _md(alert.summary), "wrap": True},
         {"type": "FactSet", "facts": [{"title": name, "value": _md(value)} for name, value in facts(alert)]},
     ]
@@ -127,7 +152,7 @@ def teams_card(alert: Alert) -> dict[str, Any]:
         body.append({"type": "TextBlock", "text": _md(text), "wrap": True, "fontType": "Monospace", "size": "Small"})
     tail = log_tail(alert)
     if tail:
-        body.append({"type": "TextBlock", "text": "Driver log (last lines)", "weight": "Bolder", "spacing": "Medium"})
+        body.append({"type": "TextBlock", "text": _md(log_title(alert)), "weight": "Bolder", "spacing": "Medium"})
         tail = teams_markdown(tail)
         body.append({"type": "TextBlock", "text": tail, "wrap": True, "fontType": "Monospace", "size": "Small"})
     card = {
@@ -174,7 +199,7 @@ def slack_blocks(alert: Alert) -> dict[str, Any]:
         blocks.append(_code_section(heading, text))
     tail = log_tail(alert)
     if tail:
-        blocks.append(_code_section("Driver log (last lines)", tail))
+        blocks.append(_code_section(log_title(alert), tail))
     buttons = [
         {"type": "button", "text": {"type": "plain_text", "text": name}, "url": url} for name, url in links(alert)
     ]

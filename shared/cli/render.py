@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.alerts.build import duration_text
-from shared.alerts.formats import details, facts, links, log_tail, title
+from shared.alerts.formats import details, facts, links, log_tail, log_title, title
 from shared.alerts.history import AlertRecord
 from shared.alerts.model import Alert
 from shared.api.views import RunView
@@ -32,7 +32,7 @@ from shared.cli.inbox import Entry, Waiting
 from shared.cli.summary import ShiftSummary
 from shared.config.targets import TargetEntry
 from shared.kinds.registry import kinds_of
-from shared.runs.model import Run
+from shared.runs.model import RetryState, Run
 from shared.text import visible
 
 STATUS_STYLES = {
@@ -60,6 +60,7 @@ _VERBS = {
     "cancelled": " was cancelled",
     "overdue": " is still",
     "unknown": " may not have started",
+    "retrying": " failed",
 }
 
 
@@ -181,7 +182,7 @@ def alert_detail(entry: Entry, pipeline_runs: Sequence[Run]) -> RenderableType:
         parts.append(Panel(plain(text), title=plain(heading), title_align="left", border_style="red", box=box.ROUNDED))
     tail = log_tail(alert)
     if tail:
-        parts.append(Panel(plain(tail), title="Driver log (last lines)", title_align="left", border_style="dim"))
+        parts.append(Panel(plain(tail), title=plain(log_title(alert)), title_align="left", border_style="dim"))
     for name, url in links(alert):
         parts.append(_link(name, url))
     runs = pipeline_runs or []
@@ -215,12 +216,23 @@ def runs_table(runs: Sequence[Run], *, highlight: str | None = None) -> Table:
             plain(run.id, style="bold" if run.id == highlight else ""),
             plain(run.target),
             plain(run.pipeline),
-            status(run.status),
+            Text.assemble(status(run.status), (retry_text(run), "dim")),
             duration_text(run.duration_ms) if run.duration_ms is not None else "-",
             _one_line(run.message),
             style="on grey23" if run.id == highlight else None,
         )
     return table
+
+
+def retry_text(run: Run) -> str:
+    """How a run stands in its automatic retry chain, after its status ("" when it has no retries)."""
+    if run.retry_pending:
+        return f" · retry {run.attempt + 1}/{run.max_attempts} at {when(run.next_retry_at)[11:]}"
+    if run.retry_state == RetryState.RETRIED:
+        return " · retried"
+    if run.retry_state == RetryState.CANCELLED:
+        return " · retry cancelled"
+    return f" · attempt {run.attempt}/{run.max_attempts}" if run.attempt > 1 else ""
 
 
 def run_detail(
@@ -243,6 +255,8 @@ def run_detail(
     ]
     if view.durationMs is not None:
         rows.append(("Took", duration_text(view.durationMs)))
+    if view.maxAttempts > 1 or view.attempt > 1:
+        rows.append(("Attempt", f"{view.attempt} of {view.maxAttempts} (automatic retries)"))
     optional = [
         ("Azure run", view.upstreamRunId),
         ("Spark app", view.appId),
@@ -250,6 +264,8 @@ def run_detail(
         ("Parameters", json.dumps(view.parameters) if view.parameters else None),
         ("Options", json.dumps(view.options) if view.options else None),
         ("Cancel asked", when(view.cancelRequestedAt) if view.cancelRequestedAt else None),
+        ("Next retry", f"{when(view.nextRetryAt)} (attempt {view.attempt + 1})" if view.nextRetryAt else None),
+        ("Chain ended", view.finalStatus if len(chain) > 1 else None),
         ("Correlation", view.correlationId),
     ]
     rows.extend((name, plain(str(value))) for name, value in optional if value)
@@ -276,18 +292,21 @@ def run_detail(
 
 def targets_table(targets: Sequence[TargetEntry], diagnostics: Mapping[str, Mapping[str, Any]] | None) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("Target", "Kind", "Where", "Pipelines", "Spark pools"):
+    for column in ("Target", "Kind", "Where", "Callers may start"):
         table.add_column(column, overflow="fold")
     if diagnostics is not None:
         table.add_column("Check", no_wrap=True)
     for target in targets:
-        rules = {kind.rules_field: kind.rules(target) for kind in kinds_of(target)}
+        startable = [
+            f"{kind.resource_noun.lower()}s: " + ", ".join(rule.match for rule in kind.rules(target))
+            for kind in kinds_of(target)
+            if kind.rules(target)
+        ]
         row: list[RenderableType] = [
             plain(target.name, style="bold"),
             plain(target.kind),
             plain(target.location),
-            plain(", ".join(rule.match for rule in rules.get("pipelines", ()))),
-            plain(", ".join(rule.match for rule in rules.get("sparkPools", ())) or "-"),
+            plain("; ".join(startable) or "-"),
         ]
         if diagnostics is not None:
             report = diagnostics.get(target.name) or {}
@@ -396,6 +415,14 @@ def summary_view(found: ShiftSummary) -> RenderableType:
             f", {found.alerts.acknowledged} acknowledged.",
         ),
     ]
+    if found.retries:
+        parts.append(
+            Text.assemble(
+                f"Automatic retries: {found.retries}; ",
+                (f"pages avoided by retries: {found.pages_avoided}", "green" if found.pages_avoided else ""),
+                " (failed runs a retry fixed before anyone was paged).",
+            )
+        )
     if found.partial:
         parts.append(Text("Partial: more runs than the summary reads; the figures cover the newest.", style="yellow"))
     if found.work:
