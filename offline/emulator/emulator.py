@@ -112,6 +112,7 @@ class Emulator:
             created=created,
             base_url=lambda: self.base_url,
             page_size=lambda: self.store.page_size,
+            connections_to=synapse_network.connections_to,
         )
         machine_learning.register(self.router)
         RunHistoryApi(machine_learning, self.ml_jobs, lambda: self.base_url).register(self.router)

@@ -353,8 +353,12 @@ class MachineLearningApi:
         created: float,
         base_url: Callable[[], str],
         page_size: Callable[[], int],
+        connections_to: Callable[[str], list[dict[str, Any]]] = lambda resource_id: [],
     ) -> None:
         self.store = store
+        # Private endpoint connections other emulated services make on a workspace (Synapse managed
+        # private endpoints, synapse_network.py), by the workspace's resource id.
+        self.connections_to = connections_to
         self.directory = directory
         self.tenant_id = tenant_id
         self.created = created
@@ -428,6 +432,7 @@ class MachineLearningApi:
     def get_workspace(self, request: Request) -> Response:
         workspace, _ = self.workspace(request)
         resource_id = workspace_id(workspace)
+        connections = self.private_endpoint_connections(workspace)
         host = region_host(self.base_url(), workspace.location)
         group_id = f"/subscriptions/{workspace.subscription_id}/resourceGroups/{workspace.resource_group}/providers"
         short = workspace.name.replace("-", "").replace("_", "").lower()
@@ -470,14 +475,17 @@ class MachineLearningApi:
                 "enableDataIsolation": False,
                 "systemDatastoresAuthMode": "identity",
                 "serviceProvisionedResourceGroup": f"azureml-rg-{workspace.name}_{stable_uuid('mrg', resource_id)}",
-                "publicNetworkAccess": "Enabled",
+                "publicNetworkAccess": workspace.public_network_access,
                 "allowPublicAccessWhenBehindVnet": False,
-                "privateLinkCount": 0,
-                "privateEndpointConnections": [],
+                "privateLinkCount": len(connections),
+                "privateEndpointConnections": connections,
                 "sharedPrivateLinkResources": [],
                 "managedNetwork": {
-                    "isolationMode": "Disabled",
-                    "status": {"status": "Inactive", "sparkReady": False},
+                    "isolationMode": workspace.isolation_mode,
+                    "status": {
+                        "status": "Inactive" if workspace.isolation_mode == "Disabled" else "Active",
+                        "sparkReady": False,
+                    },
                     "outboundRules": {},
                 },
                 "notebookInfo": None,
@@ -486,9 +494,34 @@ class MachineLearningApi:
         return Response(200, body)
 
     def list_private_endpoints(self, request: Request) -> Response:
-        """Always empty: the emulated workspaces are public (``publicNetworkAccess: Enabled``)."""
-        self.workspace(request)
-        return Response(200, {"value": []})
+        """The declared connections (the gateway's own private endpoint), then those of other emulated
+        services' managed private endpoints to this workspace."""
+        workspace, _ = self.workspace(request)
+        return Response(200, {"value": self.private_endpoint_connections(workspace)})
+
+    def private_endpoint_connections(self, workspace: MlWorkspaceSpec) -> list[dict[str, Any]]:
+        resource_id = workspace_id(workspace)
+        declared = [
+            {
+                "id": f"{resource_id}/privateEndpointConnections/{spec.name}",
+                "name": spec.name,
+                "type": f"{WORKSPACE_TYPE}/privateEndpointConnections",
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "privateEndpoint": {
+                        "id": f"/subscriptions/{workspace.subscription_id}/resourceGroups/{workspace.resource_group}"
+                        f"/providers/Microsoft.Network/privateEndpoints/{spec.name}"
+                    },
+                    "privateLinkServiceConnectionState": {
+                        "status": spec.state,
+                        "description": spec.description,
+                        "actionsRequired": "None",
+                    },
+                },
+            }
+            for spec in workspace.private_endpoint_connections
+        ]
+        return [*declared, *self.connections_to(resource_id)]
 
     def discovery(self, request: Request) -> Response:
         """The region's service map azure-ai-ml reads from ``discoveryUrl``; anonymous, as in Azure."""

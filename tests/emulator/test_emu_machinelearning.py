@@ -143,7 +143,9 @@ def test_workspace_via_mgmt_sdk_and_azure_ai_ml(
     assert workspace.mlflow_tracking_uri.startswith("azureml://")
     reply = raw("GET", ws_path(ws))
     assert reply.body["properties"]["managedNetwork"]["isolationMode"] == "Disabled"
-    assert raw("GET", ws_path(ws, "/privateEndpointConnections")).body == {"value": []}
+    # The sample Synapse workspace's managed private endpoint to this workspace, awaiting approval.
+    connections = raw("GET", ws_path(ws, "/privateEndpointConnections")).body["value"]
+    assert [c["properties"]["privateLinkServiceConnectionState"]["status"] for c in connections] == ["Pending"]
     discovery = raw("GET", f"/azureml/{ws['location']}/discovery", auth=None)
     assert discovery.status == 200 and discovery.body["api"] == ws["api_endpoint"]
     missing = raw("GET", ws_path(dict(ws, name="nope-ws")))
@@ -313,7 +315,7 @@ def test_faults_counters_and_delete(ml: MLClient, emu: Emulator, raw: RawClient,
 def test_default_config_and_info(emu: Emulator) -> None:
     [sample] = EmulatorConfig.default().ml_workspaces
     kinds = {(t.job_type, t.outcome) for t in sample.templates}
-    assert kinds == {("Command", "Succeeded"), ("Pipeline", "Failed")}
+    assert kinds == {("Command", "Succeeded"), ("Pipeline", "Failed"), ("Pipeline", "Succeeded")}
     assert EmulatorConfig.from_dict(EmulatorConfig.default().to_dict()).ml_workspaces == (sample,)
     [info] = emu.info["ml_workspaces"]
     assert {"name": "slow_pipeline", "job_type": "Pipeline", "outcome": "Failed"} in info["templates"]

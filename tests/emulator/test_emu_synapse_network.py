@@ -16,10 +16,12 @@ from azure.synapse.managedprivateendpoints import VnetClient
 
 from offline.emulator import Emulator, EmulatorConfig
 from offline.emulator.config import (
+    SAMPLE_ML_WORKSPACE,
     SAMPLE_ML_WORKSPACE_ID,
     SAMPLE_WORKSPACE,
     LinkedServiceSpec,
     ManagedPrivateEndpointSpec,
+    PrivateEndpointConnectionSpec,
     WorkspaceSpec,
 )
 
@@ -122,6 +124,32 @@ def test_a_workspace_without_managed_network_or_with_exfiltration_protection(tls
         WorkspaceSpec("bad-syn", managed_virtual_network=False, exfiltration_protection=True)
     with pytest.raises(ValueError, match="state must be one of"):
         ManagedPrivateEndpointSpec("x", SAMPLE_ML_WORKSPACE_ID, "amlworkspace", state="Maybe")
+
+
+def test_the_azure_ml_workspace_lists_the_synapse_endpoint_as_a_connection_in_the_same_state(tls_dir: Any) -> None:
+    aml = EmulatorConfig.from_dict(
+        {
+            "ml_workspaces": [
+                {
+                    "name": SAMPLE_ML_WORKSPACE.name,
+                    "resource_group": SAMPLE_ML_WORKSPACE.resource_group,
+                    "public_network_access": "Disabled",
+                    "isolation_mode": "AllowOnlyApprovedOutbound",
+                    "private_endpoint_connections": [{"name": "pe-gateway", "state": "Approved"}],
+                }
+            ]
+        }
+    ).ml_workspaces[0]
+    assert aml.private_endpoint_connections == (PrivateEndpointConnectionSpec("pe-gateway"),)
+    with Emulator(EmulatorConfig(workspaces=(SAMPLE_WORKSPACE,), ml_workspaces=(aml,)), tls_dir=tls_dir) as emu:
+        raw = RawClient(emu)
+        path = SAMPLE_ML_WORKSPACE_ID + "/privateEndpointConnections?api-version=2025-09-01"
+        connections = {c["name"]: c["properties"] for c in raw("GET", path).body["value"]}
+        workspace = raw("GET", SAMPLE_ML_WORKSPACE_ID + "?api-version=2025-09-01").body["properties"]
+    state = {name: c["privateLinkServiceConnectionState"]["status"] for name, c in connections.items()}
+    assert state == {"pe-gateway": "Approved", "contoso-syn.mpe-contoso-aml": "Pending"}
+    assert workspace["publicNetworkAccess"] == "Disabled" and workspace["privateLinkCount"] == 2
+    assert workspace["managedNetwork"]["isolationMode"] == "AllowOnlyApprovedOutbound"
 
 
 def _arm(workspace: WorkspaceSpec) -> str:
