@@ -25,6 +25,7 @@ import azure.functions as func
 import pytest
 
 from offline.emulator import ActivitySpec, EmulatorConfig, PipelineSpec
+from offline.emulator.config import JobTemplateSpec, MlWorkspaceSpec, PrivateEndpointConnectionSpec
 from offline.stack import OfflineStack, catalog_for
 from offline.tls import TlsFiles, ensure_tls_files
 
@@ -84,7 +85,23 @@ def integration_config() -> EmulatorConfig:
         "long_running", queue_s=5, duration_s=3600, activities=(ActivitySpec("WaitForPartner", "Until"),)
     )
     correlated = PipelineSpec("correlated", parameters={"gatewayRunId": "String", "probe": "String"})
-    return replace(sample, factories=(replace(factory, pipelines=(*factory.pipelines, long_running, correlated)),))
+    # An Azure ML workspace reachable only privately, with a connection in each approval state.
+    secure_aml = MlWorkspaceSpec(
+        "secure-aml",
+        public_network_access="Disabled",
+        isolation_mode="AllowOnlyApprovedOutbound",
+        templates=(JobTemplateSpec("train_model"),),
+        private_endpoint_connections=(
+            PrivateEndpointConnectionSpec("pe-gateway", "Approved"),
+            PrivateEndpointConnectionSpec("pe-analytics", "Pending"),
+            PrivateEndpointConnectionSpec("pe-old-vnet", "Rejected"),
+        ),
+    )
+    return replace(
+        sample,
+        factories=(replace(factory, pipelines=(*factory.pipelines, long_running, correlated)),),
+        ml_workspaces=(*sample.ml_workspaces, secure_aml),
+    )
 
 
 @contextmanager
@@ -113,6 +130,11 @@ def adf(stack: OfflineStack) -> str:
 @pytest.fixture
 def synapse(stack: OfflineStack) -> str:
     return str(stack.emulator.info["workspaces"][0]["name"])
+
+
+@pytest.fixture
+def aml(stack: OfflineStack) -> str:
+    return str(stack.emulator.info["ml_workspaces"][0]["name"])
 
 
 # --- The app's context -------------------------------------------------------------------------------

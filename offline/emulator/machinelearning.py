@@ -38,8 +38,11 @@ API_VERSION = "2025-09-01"
 # 2024-01-01-preview, cancel: 2023-04-01-preview, command create: 2025-01-01-preview, workspace get:
 # 2024-10-01-preview) and azure-mgmt-machinelearningservices 1.0.1's only one (2020-08-01). They are
 # answered with the 2025-09-01 shapes, which those clients read.
-JOB_API_VERSIONS = (API_VERSION, "2025-01-01-preview", "2024-01-01-preview", "2023-04-01-preview")
-WORKSPACE_API_VERSIONS = (API_VERSION, "2024-10-01-preview", "2020-08-01")
+# 2026-07-01, the newest stable version, has the same Jobs paths, queries and shapes (a gateway may be
+# set to it: GATEWAY_ML_API_VERSION).
+NEWEST_STABLE = "2026-07-01"
+JOB_API_VERSIONS = (API_VERSION, NEWEST_STABLE, "2025-01-01-preview", "2024-01-01-preview", "2023-04-01-preview")
+WORKSPACE_API_VERSIONS = (API_VERSION, NEWEST_STABLE, "2024-10-01-preview", "2020-08-01")
 WORKSPACE_TYPE = "Microsoft.MachineLearningServices/workspaces"
 PREFIX = (
     "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"

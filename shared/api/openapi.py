@@ -120,6 +120,30 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "502": _problem("Azure refused the gateway (e.g. a missing role) or answered badly."),
         },
     },
+    "start_job_run": {
+        "summary": "Start an Azure ML job",
+        "description": "Records the run, submits the job template's job to the Azure ML workspace under a name "
+        "derived from the run id, and answers 202 with the run.",
+        "parameters": [
+            _TARGET_PARAM,
+            {"name": "template", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 255}},
+            _IDEMPOTENCY_PARAM,
+        ],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobRunRequest"}}},
+        },
+        "responses": {
+            "202": _json(_RUN, "Job accepted.", {"Location": {"schema": {"type": "string"}}}),
+            "403": _problem("The catalog does not let your product start this job template."),
+            "404": _problem("Unknown target, or a target that runs no Azure ML jobs."),
+            "409": _problem("Idempotency-Key reused with a different body, or still in progress."),
+            "413": _problem("Body too large."),
+            "415": _problem("Body is not JSON."),
+            "502": _problem("Azure refused the gateway (e.g. a missing role) or answered badly."),
+            "504": _problem("Azure's answer was lost; the job is found by its name at the next poll."),
+        },
+    },
     "cancel_run": {
         "summary": "Cancel a run",
         "description": "Asks Azure to cancel; the run moves to Canceling, then Cancelled. Twice is harmless.",
@@ -217,9 +241,11 @@ def _openapi(node: Any) -> Any:
     """A pydantic JSON schema made OpenAPI 3.0-friendly (``nullable`` instead of ``null`` types)."""
     if isinstance(node, dict):
         options = node.get("anyOf")
-        if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
-            other = next(o for o in options if o != {"type": "null"})
-            node = {**{k: v for k, v in node.items() if k != "anyOf"}, **other, "nullable": True}
+        if isinstance(options, list) and {"type": "null"} in options:
+            others = [o for o in options if o != {"type": "null"}]
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            node = {**rest, **others[0]} if len(others) == 1 else {**rest, "anyOf": others}
+            node["nullable"] = True
         if isinstance(node.get("title"), str):  # pydantic's title annotation, not a property named "title"
             node = {k: v for k, v in node.items() if k != "title"}
         return {k: _openapi(v) for k, v in node.items()}

@@ -155,6 +155,29 @@ class SparkBatchRequest(_Body):
         return self.model_dump(exclude_none=True)
 
 
+MAX_INPUTS = 50
+MAX_INPUT_STRING = 4096
+
+
+class JobRunRequest(_Body):
+    """POST /api/targets/{target}/jobs/{template}/runs: values for the inputs the job template opens to
+    callers (strings, numbers, booleans; URIs as strings). The template checks each against its type."""
+
+    inputs: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: dict[str, str | int | float | bool]) -> dict[str, str | int | float | bool]:
+        if len(value) > MAX_INPUTS:
+            raise ValueError(f"at most {MAX_INPUTS} inputs are allowed")
+        for key, item in value.items():
+            if problem := names.ML_INPUT.problem(key):
+                raise ValueError(problem)
+            if isinstance(item, str) and len(item) > MAX_INPUT_STRING:
+                raise ValueError(f"input {key!r} is longer than {MAX_INPUT_STRING} characters")
+        return value
+
+
 class CancelRequest(_Body):
     """POST /api/runs/{id}/cancel."""
 

@@ -7,6 +7,7 @@ the Bicep or documented as optional, and gives the README its settings reference
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,11 +65,25 @@ SETTINGS: tuple[Setting, ...] = (
         "https://app.fabric.microsoft.com",
         "Base of the Fabric monitoring hub links put in runs and alerts.",
     ),
+    Setting(
+        "GATEWAY_ML_API_VERSION",
+        "2025-09-01",
+        "api-version of Azure ML's ARM API (jobs, workspace). 2025-09-01 is the version whose spec the "
+        "gateway is built and tested against; 2026-07-01 has the same Jobs paths and queries.",
+    ),
+    Setting(
+        "GATEWAY_ML_AUDIENCE",
+        "https://ml.azure.com",
+        "Token audience for Azure ML run history (job details, steps and logs).",
+    ),
     Setting("GATEWAY_ADF_STUDIO_URL", "https://adf.azure.com", "Base of the ADF Studio links put in runs and alerts."),
     Setting(
         "GATEWAY_SYNAPSE_STUDIO_URL",
         "https://web.azuresynapse.net",
         "Base of the Synapse Studio links put in runs and alerts.",
+    ),
+    Setting(
+        "GATEWAY_ML_STUDIO_URL", "https://ml.azure.com", "Base of the Azure ML studio links put in runs and alerts."
     ),
     Setting(
         "GATEWAY_PUBLIC_BASE_URL",
@@ -241,6 +256,21 @@ class Settings:
     @property
     def fabric_portal_url(self) -> str:
         return (self.get("GATEWAY_FABRIC_PORTAL_URL") or "").rstrip("/")
+
+    @property
+    def ml_scope(self) -> str:
+        return _scope(self.get("GATEWAY_ML_AUDIENCE"))
+
+    @property
+    def ml_api_version(self) -> str:
+        value = self.get("GATEWAY_ML_API_VERSION") or ""
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", value):
+            raise ConfigurationError(f"App setting GATEWAY_ML_API_VERSION must look like 2025-09-01, got {value!r}.")
+        return value
+
+    @property
+    def ml_studio_url(self) -> str:
+        return (self.get("GATEWAY_ML_STUDIO_URL") or "").rstrip("/")
 
     @property
     def adf_studio_url(self) -> str:

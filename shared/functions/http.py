@@ -29,6 +29,12 @@ def start_spark_batch(req: func.HttpRequest) -> func.HttpResponse:
     return _handle("start_spark_batch", req)
 
 
+@bp.function_name("start_job_run")
+@bp.route(route="targets/{target}/jobs/{template}/runs", methods=["POST"], auth_level=_AUTH)
+def start_job_run(req: func.HttpRequest) -> func.HttpResponse:
+    return _handle("start_job_run", req)
+
+
 @bp.function_name("cancel_run")
 @bp.route(route="runs/{id}/cancel", methods=["POST"], auth_level=_AUTH)
 def cancel_run(req: func.HttpRequest) -> func.HttpResponse:

@@ -63,8 +63,10 @@ class DataFactoryClient(PipelineClient):
     def __init__(self, upstream: UpstreamClient, target: DataFactoryTarget, *, arm_endpoint: str, scope: str) -> None:
         super().__init__(upstream, base_url=arm_endpoint + target.resource_id, scope=scope, target=target.name)
         factory = target.factory_name
-        self.read_role = f"Data Factory Contributor (or Reader) on factory {factory}"
-        self.run_role = f"Data Factory Contributor on factory {factory}"
+        # The role infra assigns (docs/deploy.md); the built-in one that also covers it, for hand-made setups.
+        self.read_role = self.run_role = (
+            f"the Pipeline Gateway Data Factory runner role (or Data Factory Contributor) on factory {factory}"
+        )
 
     def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
         return f"/pipelineruns/{run_id}/queryActivityruns"

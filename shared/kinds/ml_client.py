@@ -139,8 +139,10 @@ class MachineLearningClient(TargetClient):
     ) -> None:
         super().__init__(upstream, base_url=arm_endpoint + resource_id, scope=scope, target=target)
         self.api_version = api_version
-        self.read_role = f"Reader (or AzureML Data Scientist) on Azure ML workspace {workspace}"
-        self.job_role = f"AzureML Data Scientist on Azure ML workspace {workspace}"
+        # The role infra assigns (docs/deploy.md); the built-in one that also covers it, for hand-made setups.
+        self.read_role = self.job_role = (
+            f"the Pipeline Gateway ML job runner role (or AzureML Data Scientist) on Azure ML workspace {workspace}"
+        )
 
     def get_workspace(self) -> dict[str, Any]:
         body, _ = self._call("Workspaces_Get", "GET", "", role=self.read_role)
@@ -222,7 +224,9 @@ class RunHistoryClient(TargetClient):
         self._resource_id = resource_id
         self._endpoint = endpoint.rstrip("/") if endpoint else None
         self._lock = threading.Lock()
-        self.role = f"AzureML Data Scientist (or Reader) on Azure ML workspace {workspace}"
+        self.role = (
+            f"the Pipeline Gateway ML job runner role (or AzureML Data Scientist) on Azure ML workspace {workspace}"
+        )
 
     def endpoint(self) -> str:
         """The run-history host: the catalog's, else the workspace discovery document's ``api`` URL."""

@@ -153,8 +153,9 @@ def test_workspace_via_mgmt_sdk_and_azure_ai_ml(
 
 
 def test_api_versions_and_audiences(raw: RawClient, ws: dict[str, Any]) -> None:
-    later = raw("GET", ws_path(ws, "/jobs", "2026-07-01"))
-    assert later.status == 400 and later.body["error"]["code"] == "InvalidApiVersionParameter"
+    assert raw("GET", ws_path(ws, "/jobs", "2026-07-01")).status == 200, "the newest stable version, same shapes"
+    unknown = raw("GET", ws_path(ws, "/jobs", "2031-01-01"))
+    assert unknown.status == 400 and unknown.body["error"]["code"] == "InvalidApiVersionParameter"
     assert raw("GET", ws_path(ws, "/jobs", None)).body["error"]["code"] == "MissingApiVersionParameter"
     assert raw("GET", ws_path(ws, "/jobs"), auth=ML).status == 401
     history = raw("GET", history_path(ws, "/runs/nope"), auth="https://dev.azuresynapse.net")

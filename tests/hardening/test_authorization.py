@@ -21,6 +21,7 @@ EXAMPLES = {
     "target": "contoso-adf",
     "pipeline": "daily_load",
     "pool": "small",
+    "template": "train_model",
     "id": "contoso-adf.0000000000000aaaaaaaa",
 }
 OPERATIONS = [

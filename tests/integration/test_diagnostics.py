@@ -37,7 +37,7 @@ def test_a_refused_call_names_the_missing_role_and_scope(context: AppContext, st
     management = checks(report)["managementPlane"]
     assert report["healthy"] is False and management["ok"] is False
     assert management["upstreamStatus"] == 403 and management["upstreamRequestId"]
-    assert f"on factory {adf}" in management["detail"] and "Reader" in management["detail"]
+    assert f"on factory {adf}" in management["detail"] and "Data Factory runner role" in management["detail"]
     assert checks(report)["pipelineRuns"]["ok"] is True
 
 

@@ -51,7 +51,9 @@ def test_a_refused_listing_names_the_role_and_leaves_the_other_checks_standing(
 
     refused = found["privateEndpointConnections"]
     assert refused["level"] == "error" and refused["upstreamStatus"] == 403
-    assert refused["role"] == f"Reader (or AzureML Data Scientist) on Azure ML workspace {SECURE}"
+    assert refused["role"] == (
+        f"the Pipeline Gateway ML job runner role (or AzureML Data Scientist) on Azure ML workspace {SECURE}"
+    )
     assert found["workspace"]["level"] == found["jobs"]["level"] == found["runHistory"]["level"] == "ok"
 
 

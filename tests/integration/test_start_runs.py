@@ -140,7 +140,10 @@ def test_pipeline_unknown_to_azure_is_404_and_recorded_as_rejected(context: AppC
 def test_forbidden_upstream_is_502_with_the_missing_role(context: AppContext, stack: OfflineStack, adf: str) -> None:
     stack.emulator.faults.add(Fault(route="Pipelines_CreateRun", kind="status", status=403, count=1))
     document = problem(start(adf, "daily_load"), 502, "upstream-forbidden")
-    assert "Data Factory Contributor on factory contoso-adf" in document["detail"]
+    assert (
+        "Pipeline Gateway Data Factory runner role (or Data Factory Contributor) on factory contoso-adf"
+        in document["detail"]
+    )
 
 
 def test_throttling_beyond_the_wait_budget_is_503_with_retry_after(

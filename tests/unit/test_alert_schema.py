@@ -62,6 +62,7 @@ V1_SAMPLE = {
     "appId": None,
     "errors": [],
     "driverLogTail": [],
+    "logName": None,
     "start": "2031-03-04T05:06:04Z",
     "end": "2031-03-04T05:06:07Z",
     "durationMs": 3000,

@@ -184,3 +184,66 @@ def test_every_alert_kind_has_its_own_title(kind: str) -> None:
     alert = adf_alert().model_copy(update={"kind": kind})
     assert teams_card(alert)["attachments"][0]["content"]["body"][0]["text"].endswith(": sales/copy_sales")
     assert not teams_card(alert)["attachments"][0]["content"]["body"][0]["text"].startswith("Run failed")
+
+
+def test_an_azure_ml_alert_names_the_failed_step_and_its_log_in_teams_and_slack() -> None:
+    catalog = parse_catalog(
+        json.dumps(
+            {
+                "targets": [
+                    {
+                        "name": "sales-ml",
+                        "kind": "machinelearning",
+                        "subscriptionId": "00000000-0000-0000-0000-000000000001",
+                        "resourceGroup": "rg-ml",
+                        "workspaceName": "contoso-aml",
+                        "jobs": [{"name": "score_batch", "jobType": "Pipeline", "componentId": "azureml:score:1"}],
+                    }
+                ]
+            }
+        ),
+        "test",
+    )
+    run = Run(
+        id="sales-ml.8204687154850144pwgxk",
+        target="sales-ml",
+        kind="machinelearning",
+        pipeline="score_batch",
+        status="Failed",
+        created_at=NOW - timedelta(seconds=90),
+        updated_at=NOW,
+        upstream_run_id="sales-ml_8204687154850144pwgxk",
+        upstream_status="Failed",
+        run_start=NOW - timedelta(seconds=80),
+        run_end=NOW,
+        duration_ms=80_000,
+    )
+    step = FailedActivity("score", "pipeline step", "", "UserError", "KeyError: store_region", None, None)
+    details = FailureDetails(
+        activities=[step],
+        log_tail=["Traceback ...", "KeyError: store_region"],
+        log_name="user_logs/std_log.txt of step score",
+    )
+    alert = build_alert(
+        run,
+        "failed",
+        kind=kind_named(run.kind),
+        target=catalog.get("sales-ml"),
+        details=details,
+        history=[],
+        settings=Settings({}),
+        now=NOW,
+    )
+
+    assert alert.summary.startswith(
+        "Azure ML sales-ml/score_batch job sales-ml_8204687154850144pwgxk failed at step score"
+    )
+    teams = json.dumps(teams_card(alert))
+    slack = json.dumps(slack_blocks(alert))
+    for document in (teams, slack):
+        assert "Failed step score (pipeline step), UserError" in document
+        assert "user_logs/std_log.txt of step score (last lines)" in document
+        assert (
+            "Open in Azure ML studio" in document
+            and "https://ml.azure.com/runs/sales-ml_8204687154850144pwgxk" in document
+        )
