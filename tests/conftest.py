@@ -90,7 +90,16 @@ def integration_config() -> EmulatorConfig:
         "secure-aml",
         public_network_access="Disabled",
         isolation_mode="AllowOnlyApprovedOutbound",
-        templates=(JobTemplateSpec("train_model"),),
+        templates=(
+            JobTemplateSpec("train_model"),
+            JobTemplateSpec(
+                "fit_model",
+                outcome="Failed",
+                error_code="SystemError",
+                error_message="Compute node lost: the job's node was preempted.",
+                log_lines=("Epoch 1/3 - loss: 0.412", "Node preempted"),
+            ),
+        ),
         private_endpoint_connections=(
             PrivateEndpointConnectionSpec("pe-gateway", "Approved"),
             PrivateEndpointConnectionSpec("pe-analytics", "Pending"),

@@ -29,6 +29,7 @@ from shared.kinds.base import (
     Azure,
     FailedActivity,
     FailureDetails,
+    FailureSignature,
     Match,
     Observation,
     Observed,
@@ -211,14 +212,15 @@ class MlJobSource:
         if not run.upstream_run_id:
             return FailureDetails()
         try:
-            return self._details(run.upstream_run_id)
+            return self._details(run.upstream_run_id, pipeline=self._job_type == "Pipeline")
         except GatewayError as exc:
             _LOGGER.warning("Run history of %s unavailable for its alert: %s", run.id, exc.detail)
             return FailureDetails()
 
-    def _details(self, name: str) -> FailureDetails:
+    def _details(self, name: str, *, pipeline: bool) -> FailureDetails:
         job = self._history.get_details(name)
-        failed = [child for child in self._history.children(name) if child.status == MlStatus.FAILED]
+        children = self._history.children(name) if pipeline else []
+        failed = [child for child in children if child.status == MlStatus.FAILED]
         # RunDetails carries no display name: the step is named as the child run list names it.
         step = replace(self._history.get_details(failed[0].run_id), name=failed[0].name) if failed else None
         source = step or job
@@ -230,27 +232,23 @@ class MlJobSource:
             except GatewayError as exc:
                 _LOGGER.warning("Log %s of run %s unavailable: %s", log_name, source.run_id, exc.detail)
         message = source.error_message or job.error_message
-        code = source.error_code or source.failure_type
-        errors = [f"{code}: {message}" if code else message] if message else []
-        activities = []
         if step is not None:
-            activities.append(
-                FailedActivity(
-                    name=step.name,
-                    type="pipeline step",
-                    error_code=step.error_code,
-                    failure_type=step.failure_type or job.failure_type,
-                    message=message,
-                    start=step.start,
-                    end=step.end,
-                )
+            failed_step = FailedActivity(
+                name=step.name,
+                type="pipeline step",
+                error_code=step.error_code,
+                failure_type=step.failure_type or job.failure_type,
+                message=message,
+                start=step.start,
+                end=step.end,
             )
-        return FailureDetails(
-            activities=activities,
-            errors=[] if step else errors,
-            log_tail=tail,
-            log_name=f"{log_name} of step {step.name}" if step and log_name else log_name,
-        )
+            log = f"{log_name} of step {step.name}" if log_name else None
+            return FailureDetails(activities=[failed_step], log_tail=tail, log_name=log)
+        # A command job's own error; its category and code are what a retry policy's ``on`` matches.
+        code = job.error_code or job.failure_type
+        errors = [f"{code}: {message}" if code else message] if message else []
+        causes = [FailureSignature(job.failure_type, job.error_code)] if job.failure_type else []
+        return FailureDetails(errors=errors, causes=causes, log_tail=tail, log_name=log_name)
 
 
 class MachineLearningKind(RunKind[MachineLearningTarget, JobRunRequest]):

@@ -236,3 +236,62 @@ def test_the_api_version_is_a_setting_and_the_newest_stable_one_works(
     response = start_job(aml, "train_model")
     assert response.status_code == 202, response.get_body()
     assert jobs(stack, body_of(response)["upstreamRunId"])
+
+
+def _with_retry(stack: OfflineStack, names: dict[str, str], aml: str, on: dict[str, Any]) -> AppContext:
+    catalog = catalog_for(stack.emulator.info)
+    for target in catalog["targets"]:
+        if target["name"] == aml:
+            target["retry"] = {"attempts": 2, "delaySeconds": 0, "on": on}
+    return install_context(stack, names, settings={"GATEWAY_CATALOG": json.dumps(catalog)})
+
+
+def test_a_failed_step_the_retry_policy_matches_is_rerun_as_a_new_job_and_nobody_is_paged(
+    context: AppContext, stack: OfflineStack, names: dict[str, str], aml: str
+) -> None:
+    retrying = _with_retry(stack, names, aml, {"failureTypes": ["UserError"]})
+    run = body_of(start_job(aml, "score_batch"))
+    stack.emulator.clock.advance(FINISH)
+
+    Poller(retrying).tick()
+
+    first = retrying.registry.get(run["id"])
+    assert first.status == RunStatus.FAILED and first.rerun_by
+    retry = retrying.registry.get(first.rerun_by)
+    assert retry.kind == "machinelearning" and retry.pipeline == "score_batch" and retry.attempt == 2
+    assert retry.upstream_run_id == job_name(retry.id) and jobs(stack, retry.upstream_run_id)
+    assert retrying.alerts.peek() == [], "retries remain: no page"
+
+
+def test_a_failed_step_the_policy_does_not_match_is_paged_at_once(
+    context: AppContext, stack: OfflineStack, names: dict[str, str], aml: str
+) -> None:
+    retrying = _with_retry(stack, names, aml, {"failureTypes": ["SystemError"]})
+    run = body_of(start_job(aml, "score_batch"))
+    stack.emulator.clock.advance(FINISH)
+
+    Poller(retrying).tick()
+
+    assert retrying.registry.get(run["id"]).rerun_by is None
+    (alert,) = retrying.alerts.peek()
+    assert alert["runId"] == run["id"] and "failed at step score" in alert["summary"]
+
+
+def test_a_failed_command_job_alerts_with_its_error_and_log_and_its_category_drives_retries(
+    context: AppContext, stack: OfflineStack, names: dict[str, str]
+) -> None:
+    run = body_of(start_job("secure-aml", "fit_model"))
+    stack.emulator.clock.advance(FINISH)
+    Poller(context).tick()
+
+    (alert,) = context.alerts.peek()
+    assert alert["summary"].startswith(f"Azure ML secure-aml/fit_model job {run['upstreamRunId']} failed on ")
+    assert alert["summary"].endswith("Compute node lost: the job's node was preempted.")
+    assert alert["errors"] == ["SystemError: Compute node lost: the job's node was preempted."]
+    assert alert["logName"] == "user_logs/std_log.txt" and "Node preempted" in alert["driverLogTail"]
+
+    retrying = _with_retry(stack, names, "secure-aml", {"failureTypes": ["SystemError"]})
+    again = body_of(start_job("secure-aml", "fit_model"))
+    stack.emulator.clock.advance(FINISH)
+    Poller(retrying).tick()
+    assert retrying.registry.get(again["id"]).rerun_by, "the job's own error category matched the policy"
