@@ -145,6 +145,24 @@ class TargetEntry(CatalogModel):
         """The kind's own fields a caller may see (``factoryName``...); never subscription ids."""
 
 
+class ArmTargetEntry(TargetEntry):
+    """An entry whose Azure resource the catalog locates by subscription and resource group, both
+    required: the gateway addresses it through ARM by them."""
+
+    subscription_id: str
+    resource_group: str
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _subscription(cls, value: str) -> str:
+        return check_name(names.SUBSCRIPTION_ID, value)
+
+    @field_validator("resource_group")
+    @classmethod
+    def _resource_group(cls, value: str) -> str:
+        return check_name(names.RESOURCE_GROUP, value)
+
+
 R = TypeVar("R", bound=AccessRule)
 
 

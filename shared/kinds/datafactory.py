@@ -10,7 +10,7 @@ from pydantic import field_validator
 from shared.azure.transport import UpstreamClient
 from shared.config import names
 from shared.config.settings import Settings
-from shared.config.targets import TargetEntry, check_name
+from shared.config.targets import ArmTargetEntry, check_name
 from shared.kinds.base import Azure
 from shared.kinds.checks import Check, resource_facts, run_check
 from shared.kinds.pipeline_kind import PipelineKind
@@ -18,21 +18,9 @@ from shared.kinds.pipelines import PipelineClient
 from shared.runs.model import Run
 
 
-class DataFactoryTarget(TargetEntry):
+class DataFactoryTarget(ArmTargetEntry):
     kind: Literal["datafactory"]
-    subscription_id: str
-    resource_group: str
     factory_name: str
-
-    @field_validator("subscription_id")
-    @classmethod
-    def _subscription(cls, value: str) -> str:
-        return check_name(names.SUBSCRIPTION_ID, value)
-
-    @field_validator("resource_group")
-    @classmethod
-    def _resource_group(cls, value: str) -> str:
-        return check_name(names.RESOURCE_GROUP, value)
 
     @field_validator("factory_name")
     @classmethod

@@ -29,7 +29,6 @@ from shared.errors import GatewayError, UpstreamNotFound, ValidationFailed
 from shared.kinds.base import (
     WINDOW_SKEW,
     Azure,
-    FailedActivity,
     FailureDetails,
     Match,
     Observation,
@@ -48,7 +47,7 @@ from shared.kinds.fabric_client import (
     JobInstance,
     JobStatus,
 )
-from shared.kinds.pipelines import PipelineRunStatus
+from shared.kinds.pipeline_kind import failed_activities
 from shared.runs.model import Run, RunStatus
 from shared.text import invisible
 
@@ -262,13 +261,7 @@ class FabricSource:
         except GatewayError as exc:
             _LOGGER.warning("Activity runs of %s unavailable for its alert: %s", run.id, exc.detail)
             return FailureDetails()
-        return FailureDetails(
-            activities=[
-                FailedActivity(a.name, a.type, a.error_code, a.failure_type, a.message, a.start, a.end)
-                for a in activities
-                if a.status == PipelineRunStatus.FAILED
-            ]
-        )
+        return failed_activities(activities)
 
 
 class FabricKind(RunKind[FabricTarget, StartRunRequest]):

@@ -22,7 +22,7 @@ from pydantic import field_validator, model_validator
 from shared.api.requests import JobRunRequest
 from shared.config import names
 from shared.config.settings import Settings
-from shared.config.targets import AccessRule, TargetEntry, check_name
+from shared.config.targets import AccessRule, ArmTargetEntry, check_name
 from shared.errors import GatewayError, NotAllowed, UpstreamNotFound, ValidationFailed
 from shared.kinds.base import (
     WINDOW_SKEW,
@@ -78,24 +78,12 @@ def job_name(run_id: str) -> str:
     return run_id.replace(".", "_")
 
 
-class MachineLearningTarget(TargetEntry):
+class MachineLearningTarget(ArmTargetEntry):
     kind: Literal["machinelearning"]
-    subscription_id: str
-    resource_group: str
     workspace_name: str
     # Run history's host: discovered from the workspace unless given (a region's https://<region>.api.azureml.ms).
     run_history_endpoint: str | None = None
     jobs: tuple[MlJobTemplate, ...] = ()
-
-    @field_validator("subscription_id")
-    @classmethod
-    def _subscription(cls, value: str) -> str:
-        return check_name(names.SUBSCRIPTION_ID, value)
-
-    @field_validator("resource_group")
-    @classmethod
-    def _resource_group(cls, value: str) -> str:
-        return check_name(names.RESOURCE_GROUP, value)
 
     @field_validator("workspace_name")
     @classmethod

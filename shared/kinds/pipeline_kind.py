@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -31,7 +31,14 @@ from shared.kinds.base import (
     Submitted,
 )
 from shared.kinds.checks import Check, run_check, skipped
-from shared.kinds.pipelines import PipelineClient, PipelineRun, PipelineRunStatus, RunQuery, StartOptions
+from shared.kinds.pipelines import (
+    ActivityRun,
+    PipelineClient,
+    PipelineRun,
+    PipelineRunStatus,
+    RunQuery,
+    StartOptions,
+)
 from shared.runs.model import Run, RunStatus, utcnow
 
 _LOGGER = logging.getLogger(__name__)
@@ -108,13 +115,19 @@ class PipelineSource:
         except GatewayError as exc:
             _LOGGER.warning("Activity runs of %s unavailable for its alert: %s", run.id, exc.detail)
             return FailureDetails()
-        return FailureDetails(
-            activities=[
-                FailedActivity(a.name, a.type, a.error_code, a.failure_type, a.message, a.start, a.end)
-                for a in activities
-                if a.status == PipelineRunStatus.FAILED
-            ]
-        )
+        return failed_activities(activities)
+
+
+def failed_activities(activities: Iterable[ActivityRun]) -> FailureDetails:
+    """The failed ones of a run's activity runs, as its alert shows them (ADF, Synapse and Fabric
+    report activity runs alike)."""
+    return FailureDetails(
+        activities=[
+            FailedActivity(a.name, a.type, a.error_code, a.failure_type, a.message, a.start, a.end)
+            for a in activities
+            if a.status == PipelineRunStatus.FAILED
+        ]
+    )
 
 
 class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
