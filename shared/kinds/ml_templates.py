@@ -54,7 +54,7 @@ class MlInput(CatalogModel):
             if not _SCHEME.match(prefix) or not prefix.endswith("/") or _uri_problem(prefix):
                 raise ValueError(
                     f"allowed prefix {prefix[:80]!r} must be an absolute URI (azureml://, abfss://, https://) "
-                    "ending with '/', without query, fragment, '..' or spaces"
+                    "ending with '/', without query, fragment, percent-escapes, '..' or spaces"
                 )
         return value
 
@@ -90,7 +90,7 @@ class MlInput(CatalogModel):
             char = invisible(value)
             return None if char is None else f"must not contain control or invisible characters ({codepoint(char)})"
         if not _SCHEME.match(value) or _uri_problem(value):
-            return "must be an absolute URI without query, fragment, '..' or spaces"
+            return "must be an absolute URI without query, fragment, percent-escapes, '..' or spaces"
         if defaults or any(value.startswith(prefix) for prefix in self.allowed_prefixes):
             return None
         return "must lie under one of: " + ", ".join(self.allowed_prefixes)
@@ -108,7 +108,7 @@ class MlInput(CatalogModel):
 def _uri_problem(value: str) -> bool:
     return (
         len(value) > MAX_URI
-        or any(c in value for c in "?#\\ ")
+        or any(c in value for c in "?#%\\ ")  # "%": an escaped ".." must not slip past the prefix
         or invisible(value) is not None
         or any(part in ("..", ".") for part in value.split("://", 1)[-1].split("/"))
     )

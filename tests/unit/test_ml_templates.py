@@ -106,6 +106,7 @@ def test_callers_set_only_settable_inputs_of_their_type_and_uris_under_the_prefi
         ({"data": "azureml://datastores/workspaceblobstore/paths/hr/"}, "inputs.data"),
         ({"data": DATA + "../hr/"}, "inputs.data"),
         ({"data": DATA + "x?sv=2020&sig=secret"}, "inputs.data"),
+        ({"data": DATA + "%2e%2e/hr/"}, "inputs.data"),
         ({"data": DATA, "extra": 1}, "inputs.extra"),
         ({}, "inputs.data"),
     ]
