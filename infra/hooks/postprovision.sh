@@ -19,6 +19,10 @@
 #   GATEWAY_IDENTITY_PRINCIPAL_ID  object id of the gateway's user-assigned identity
 #   SYNAPSE_RBAC_PLAN              "workspace|hasPipelines(0/1)|base64(JSON of sparkPools)" joined by ";"
 #   GATEWAY_RBAC_DRY_RUN=1         print what would be assigned, change nothing
+#   GATEWAY_SYNAPSE_PIPELINE_CANCEL=true
+#                                  also Synapse Contributor on workspaces with pipelines: cancelling a
+#                                  pipeline run needs cancelPipelineRun/action, which no narrower role
+#                                  holds (Contributor can also write artifacts, so it is opt-in)
 #
 # The signed-in principal (azd's az login) must be Synapse Administrator on each workspace, or an
 # Azure Owner of it, and reach its dev endpoint (the workspace's network rules apply). python3 (a
@@ -121,6 +125,9 @@ for entry in "${entries[@]}"; do
   if [[ "${has_pipelines}" == "1" ]]; then
     ensure_role "${workspace}" "Synapse Monitoring Operator" "${workspace_scope}"
     ensure_role "${workspace}" "Synapse Credential User" "${workspace_scope}/credentials/WorkspaceSystemIdentity"
+    if [[ "${GATEWAY_SYNAPSE_PIPELINE_CANCEL:-false}" == "true" ]]; then
+      ensure_role "${workspace}" "Synapse Contributor" "${workspace_scope}"
+    fi
   fi
 
   if grep -qx "workspace" <<<"${scopes}"; then

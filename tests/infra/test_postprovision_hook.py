@@ -123,6 +123,16 @@ def test_hook_assigns_the_synapse_roles_once(fake_az: dict[str, str]) -> None:
     assert "already assigned" in second.stderr
 
 
+def test_pipeline_cancel_is_opt_in_and_adds_synapse_contributor_only_where_pipelines_run(
+    fake_az: dict[str, str],
+) -> None:
+    done = _run(
+        fake_az, SYNAPSE_RBAC_PLAN=PLAN, GATEWAY_IDENTITY_PRINCIPAL_ID=PRINCIPAL, GATEWAY_SYNAPSE_PIPELINE_CANCEL="true"
+    )
+    assert done.returncode == 0, done.stderr
+    assert _state(fake_az) - EXPECTED == {("lake", "Synapse Contributor", "workspaces/lake")}
+
+
 def test_hook_without_workspaces_does_nothing(fake_az: dict[str, str]) -> None:
     result = _run(fake_az, SYNAPSE_RBAC_PLAN="", GATEWAY_IDENTITY_PRINCIPAL_ID="")
     assert result.returncode == 0, result.stderr
