@@ -197,6 +197,11 @@ class PipelineClient(TargetClient):
     read_role: str
     run_role: str
 
+    @property
+    def cancel_role(self) -> str:
+        """The role a cancel needs, when it is not the one that starts runs."""
+        return self.run_role
+
     def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
         raise NotImplementedError
 
@@ -270,6 +275,6 @@ class PipelineClient(TargetClient):
             "cancelPipelineRun",
             "POST",
             f"/pipelineruns/{run_id}/cancel",
-            role=self.run_role,
+            role=self.cancel_role,
             params={"isRecursive": "true"} if recursive else None,
         )

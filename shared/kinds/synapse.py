@@ -82,11 +82,20 @@ class SynapsePipelineClient(PipelineClient):
     def __init__(self, upstream: UpstreamClient, target: SynapseTarget, *, scope: str) -> None:
         super().__init__(upstream, base_url=target.endpoint, scope=scope, target=target.name)
         workspace = target.workspace_name
-        self.read_role = f"the Synapse Artifact User (or Synapse User) role on workspace {workspace}"
+        # The roles the postprovision hook assigns (docs/deploy.md); Synapse RBAC, not Azure RBAC.
+        self.read_role = f"the Synapse Monitoring Operator role on workspace {workspace} (Synapse RBAC)"
         self.run_role = (
-            f"the Synapse Credential User and Synapse Artifact User roles on workspace "
-            f"{workspace} (Synapse RBAC, not Azure RBAC)"
+            f"the Synapse Credential User role on the WorkspaceSystemIdentity credential and the Synapse "
+            f"Monitoring Operator role on workspace {workspace} (Synapse RBAC)"
         )
+        self._cancel_role = (
+            f"the Synapse Contributor role on workspace {workspace} (Synapse RBAC; the deployment assigns it "
+            "with GATEWAY_SYNAPSE_PIPELINE_CANCEL=true)"
+        )
+
+    @property
+    def cancel_role(self) -> str:
+        return self._cancel_role
 
     def _activity_runs_path(self, pipeline: str, run_id: str) -> str:
         return f"/pipelines/{pipeline}/pipelineruns/{run_id}/queryActivityruns"

@@ -169,6 +169,18 @@ def test_cancel_errors(context: AppContext, stack: OfflineStack, adf: str) -> No
     assert get(run["id"])["status"] != RunStatus.CANCELING
 
 
+def test_a_refused_synapse_pipeline_cancel_names_the_role_and_how_the_deployment_grants_it(
+    context: AppContext, stack: OfflineStack, synapse: str
+) -> None:
+    run = body_of(start(synapse, "refresh_lake"))
+    stack.emulator.faults.add(Fault(route="PipelineRun_CancelPipelineRun", kind="status", status=403, count=1))
+
+    document = problem(post("cancel_run", run["id"]), 502, "upstream-forbidden")
+
+    assert f"Synapse Contributor role on workspace {synapse}" in document["detail"]
+    assert "GATEWAY_SYNAPSE_PIPELINE_CANCEL=true" in document["detail"]
+
+
 def test_rerun_from_failure_succeeds_and_links_both_runs(context: AppContext, stack: OfflineStack, adf: str) -> None:
     failed = body_of(start(adf, "copy_sales", {"parameters": {"day": "2026-11-21"}}))
     stack.emulator.clock.advance(FINISH)
