@@ -91,6 +91,9 @@ param dataFactories array = []
 @description('Synapse workspaces: [{ name (catalog target), workspaceName?, subscriptionId?, resourceGroup, endpoint?, pipelines: [...], sparkPools: [name | { match, products? }] }].')
 param synapseWorkspaces array = []
 
+@description('Let the gateway cancel Synapse pipeline runs: the postprovision hook then also assigns Synapse Contributor on each workspace that lists pipelines (no narrower Synapse role may cancel a pipeline run).')
+param synapsePipelineCancel bool = false
+
 @description('Azure Machine Learning workspaces: [{ name (catalog target), workspaceName?, subscriptionId?, resourceGroup, region?, jobs: [{ name, jobType, ..., products?, maxDurationMinutes? }] }].')
 param machineLearningWorkspaces array = []
 
@@ -646,4 +649,5 @@ output GATEWAY_STORAGE_TABLE_URI string = storage.outputs.tableEndpoint
 output GATEWAY_STORAGE_QUEUE_URI string = storage.outputs.queueEndpoint
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
 output SYNAPSE_RBAC_PLAN string = join(synapseRbacEntries, ';')
+output GATEWAY_SYNAPSE_PIPELINE_CANCEL string = synapsePipelineCancel ? 'true' : 'false'
 output PRIVATE_ENDPOINT_APPROVALS array = enablePrivateNetworking ? privateEndpoints.outputs.approvals : []

@@ -19,7 +19,7 @@
 #   GATEWAY_IDENTITY_PRINCIPAL_ID  object id of the gateway's user-assigned identity
 #   SYNAPSE_RBAC_PLAN              "workspace|hasPipelines(0/1)|base64(JSON of sparkPools)" joined by ";"
 #   GATEWAY_RBAC_DRY_RUN=1         print what would be assigned, change nothing
-#   GATEWAY_SYNAPSE_PIPELINE_CANCEL=true
+#   GATEWAY_SYNAPSE_PIPELINE_CANCEL=true  (the synapsePipelineCancel parameter)
 #                                  also Synapse Contributor on workspaces with pipelines: cancelling a
 #                                  pipeline run needs cancelPipelineRun/action, which no narrower role
 #                                  holds (Contributor can also write artifacts, so it is opt-in)

@@ -90,7 +90,7 @@ class SynapsePipelineClient(PipelineClient):
         )
         self._cancel_role = (
             f"the Synapse Contributor role on workspace {workspace} (Synapse RBAC; the deployment assigns it "
-            "with GATEWAY_SYNAPSE_PIPELINE_CANCEL=true)"
+            "with the synapsePipelineCancel parameter)"
         )
 
     @property

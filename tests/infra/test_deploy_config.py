@@ -120,6 +120,7 @@ def test_deployment_guide_names_every_role() -> None:
         "Synapse Monitoring Operator",
         "Synapse Credential User",
         "Synapse Compute Operator",
+        "Synapse Contributor",  # only with the synapsePipelineCancel parameter
     }
     azure_roles = {
         "Storage Blob Data Owner",

@@ -253,7 +253,7 @@ def test_each_custom_role_holds_exactly_the_actions_the_code_calls(resource_type
     assert permissions == [{"actions": variable, "notActions": []}], "no wildcards, no other permission block"
 
 
-def _hook_assignments(plan: str, tmp_path: Path) -> set[tuple[str, str]]:
+def _hook_assignments(plan: str, tmp_path: Path, **options: str) -> set[tuple[str, str]]:
     """(role, scope kind) the hook assigns for one workspace, run against a fake az."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -266,6 +266,7 @@ def _hook_assignments(plan: str, tmp_path: Path) -> set[tuple[str, str]]:
         "FAKE_AZ_STATE": str(state),
         "SYNAPSE_RBAC_PLAN": plan,
         "GATEWAY_IDENTITY_PRINCIPAL_ID": PRINCIPAL,
+        **options,
     }
     result = subprocess.run(["bash", str(HOOK)], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
@@ -394,7 +395,9 @@ def test_the_role_table_names_every_azure_rbac_assignment_and_nothing_else() -> 
 
 def test_the_role_table_names_the_synapse_roles_the_hook_assigns(tmp_path: Path) -> None:
     pools = base64.b64encode(json.dumps(["small"]).encode()).decode()
-    assigned = {(role, HOOK_SCOPES[kind]) for role, kind in _hook_assignments(f"lake|1|{pools}", tmp_path)}
+    # Every role the hook may assign, the opt-in pipeline cancel's included.
+    plan = _hook_assignments(f"lake|1|{pools}", tmp_path, GATEWAY_SYNAPSE_PIPELINE_CANCEL="true")
+    assigned = {(role, HOOK_SCOPES[kind]) for role, kind in plan}
     documented = {
         (row["role"], next(scope for scope in HOOK_SCOPES.values() if row["scope"].startswith(scope)))
         for row in doc_roles()

@@ -178,7 +178,7 @@ def test_a_refused_synapse_pipeline_cancel_names_the_role_and_how_the_deployment
     document = problem(post("cancel_run", run["id"]), 502, "upstream-forbidden")
 
     assert f"Synapse Contributor role on workspace {synapse}" in document["detail"]
-    assert "GATEWAY_SYNAPSE_PIPELINE_CANCEL=true" in document["detail"]
+    assert "synapsePipelineCancel" in document["detail"]
 
 
 def test_rerun_from_failure_succeeds_and_links_both_runs(context: AppContext, stack: OfflineStack, adf: str) -> None:
