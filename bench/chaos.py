@@ -324,11 +324,15 @@ class Host:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
+    def arguments(self) -> list[str]:
+        """The host's command line. "--function-key=K": a key may begin with "-" (token_urlsafe's
+        alphabet has it), which argparse would take for an option and exit 2."""
+        return ["-m", "bench.harness", "--serve", str(self.info), "--port", str(self.port),
+                f"--function-key={self.function_key}", "--triggers"]  # fmt: skip
+
     def start(self) -> None:
         self.info.unlink(missing_ok=True)
-        arguments = ["-m", "bench.harness", "--serve", str(self.info), "--port", str(self.port),
-                     "--function-key", self.function_key, "--triggers"]  # fmt: skip
-        self.process = _spawn(arguments, self.env, self.log)
+        self.process = _spawn(self.arguments(), self.env, self.log)
         wait_for(self.info, self.process, f"local host {self.index}")
 
     def kill(self) -> int:

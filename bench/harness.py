@@ -164,13 +164,17 @@ def _serve(info: Path, *, port: int = 0, function_key: str | None = None, trigge
     return 0
 
 
+def parser() -> argparse.ArgumentParser:
+    parsing = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parsing.add_argument("--serve", type=Path, required=True, help="where to write the app's URL and key")
+    parsing.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parsing.add_argument("--function-key", help="the host's default function key (default: a new one)")
+    parsing.add_argument("--triggers", action="store_true", help="also run the timer and queue triggers")
+    return parsing
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", type=Path, required=True, help="where to write the app's URL and key")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--function-key", help="the host's default function key (default: a new one)")
-    parser.add_argument("--triggers", action="store_true", help="also run the timer and queue triggers")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     return _serve(args.serve, port=args.port, function_key=args.function_key, triggers=args.triggers)
 
 
