@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from .clock import Clock, isoformat
 from .fabric_config import FabricPipelineSpec, FabricWorkspaceSpec
-from .queries import activity_field, keep_activity, ordered, parse_query
+from .queries import activity_rows, parse_query
 from .server import ApiError, Request, Response, Router
 from .timelines import ActivityPlan
 
@@ -393,17 +393,7 @@ class FabricApi:
         workspace = self._workspace(request)
         job = self._job(workspace.id, request.params["jobInstanceId"])
         query = parse_query(request.json(), "activity")
-        now = self.clock.now()
-        rows = []
-        for plan in job.activities:
-            view = job.activity_view(plan, now)
-            if view is None:
-                continue
-            status, end = view
-            updated = end if end is not None else plan.start
-            if query.after <= updated < query.before and keep_activity(plan, status, end, query):
-                rows.append((plan, status, end))
-        rows = ordered(rows, query.order, activity_field, now, default=("ActivityRunStart", False))
+        rows = activity_rows(job, query, self.clock.now())
         return Response(200, {"value": [job.activity_json(*row) for row in rows]})
 
     # -- retention and the admin view --------------------------------------------------------------

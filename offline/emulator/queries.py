@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .clock import parse_iso
 from .server import ApiError
@@ -172,6 +172,33 @@ def keep_activity(plan: ActivityPlan, status: str, end: float | None, query: Run
     return True
 
 
+class HasActivities(Protocol):
+    """A pipeline run whose activities a query reads: ADF's and Synapse's, or a Fabric job instance's."""
+
+    @property
+    def activities(self) -> Sequence[ActivityPlan]: ...
+
+    def activity_view(self, plan: ActivityPlan, now: float) -> tuple[str, float | None] | None: ...
+
+
+ActivityRow = tuple[ActivityPlan, str, float | None]
+
+
+def activity_rows(run: HasActivities, query: RunQuery, now: float) -> list[ActivityRow]:
+    """The activities a ``queryActivityruns`` body selects: started, updated in its window, kept by its
+    filters, in its order (activity start, ascending, by default)."""
+    rows = []
+    for plan in run.activities:
+        view = run.activity_view(plan, now)
+        if view is None:
+            continue
+        status, end = view
+        updated = end if end is not None else plan.start
+        if query.after <= updated < query.before and keep_activity(plan, status, end, query):
+            rows.append((plan, status, end))
+    return ordered(rows, query.order, activity_field, now, default=("ActivityRunStart", False))
+
+
 def run_field(run: PipelineRun, name: str, now: float) -> Any:
     if name == "RunStart":
         return run.created
@@ -182,7 +209,7 @@ def run_field(run: PipelineRun, name: str, now: float) -> Any:
     return run.status(now)
 
 
-def activity_field(row: tuple[ActivityPlan, str, float | None], name: str, now: float) -> Any:
+def activity_field(row: ActivityRow, name: str, now: float) -> Any:
     plan, status, end = row
     if name == "ActivityName":
         return plan.name.lower()

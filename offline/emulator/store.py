@@ -20,10 +20,9 @@ from .clock import Clock, isoformat
 from .config import PipelineSpec
 from .queries import (
     RunQuery,
-    activity_field,
+    activity_rows,
     decode_token,
     encode_token,
-    keep_activity,
     keep_run,
     ordered,
     run_field,
@@ -251,20 +250,7 @@ class RunStore:
                 target=run_id,
             )
         now = self.clock.now()
-
-        def select() -> list[Any]:
-            rows = []
-            for plan in run.activities:
-                view = run.activity_view(plan, now)
-                if view is None:
-                    continue
-                status, end = view
-                updated = end if end is not None else plan.start
-                if query.after <= updated < query.before and keep_activity(plan, status, end, query):
-                    rows.append((plan, status, end))
-            return ordered(rows, query.order, activity_field, now, default=("ActivityRunStart", False))
-
-        return self._page(query, select, lambda row: run.activity_json(*row))
+        return self._page(query, lambda: activity_rows(run, query, now), lambda row: run.activity_json(*row))
 
     def all_runs(self) -> list[dict[str, Any]]:
         with self._lock:
