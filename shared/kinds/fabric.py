@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from pydantic import field_validator, model_validator
@@ -33,8 +33,6 @@ from shared.kinds.base import (
     Match,
     Observation,
     Observed,
-    RunKind,
-    RunNames,
     Submission,
     Submitted,
 )
@@ -47,7 +45,7 @@ from shared.kinds.fabric_client import (
     JobInstance,
     JobStatus,
 )
-from shared.kinds.pipeline_kind import failed_activities
+from shared.kinds.pipeline_kind import PipelineRoute, failed_activities
 from shared.runs.model import Run, RunStatus
 from shared.text import invisible
 
@@ -264,18 +262,14 @@ class FabricSource:
         return failed_activities(activities)
 
 
-class FabricKind(RunKind[FabricTarget, StartRunRequest]):
+class FabricKind(PipelineRoute[FabricTarget]):
     """Fabric data pipelines, started through ``/targets/{t}/pipelines/{p}/runs`` like ADF's."""
 
     name = "fabric"
     target_kind = "fabric"
     label = "Fabric"
     studio = "the Fabric monitoring hub"
-    family: ClassVar[str] = "pipelines"
-    rules_field: ClassVar[str] = "pipelines"
-    resource_noun: ClassVar[str] = "Pipeline"
     target_model = FabricTarget
-    request_model = StartRunRequest
 
     def client(self, azure: Azure, target: FabricTarget) -> FabricClient:
         settings = azure.settings
@@ -303,15 +297,6 @@ class FabricKind(RunKind[FabricTarget, StartRunRequest]):
             if rule.item_id is not None and rule.matches(name):
                 return FabricItem(rule.item_id, rule.match, "DataPipeline")
         return self.directory(azure, target).item(name)
-
-    def rules(self, target: FabricTarget) -> tuple[AccessRule, ...]:
-        return target.pipelines
-
-    def resource(self, run: RunNames) -> str:
-        return run.pipeline
-
-    def fingerprint(self, target: FabricTarget, resource: str, request: StartRunRequest) -> dict[str, Any]:
-        return {"target": target.name, "pipeline": resource, **request.model_dump(exclude_none=True)}
 
     def prepare(
         self,

@@ -130,18 +130,14 @@ def failed_activities(activities: Iterable[ActivityRun]) -> FailureDetails:
     )
 
 
-class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
-    """Pipeline runs of one factory or workspace, started through ``/targets/{t}/pipelines/{p}/runs``."""
+class PipelineRoute(RunKind[PipelineTarget, StartRunRequest]):
+    """What every kind started through ``/targets/{t}/pipelines/{p}/runs`` shares (ADF, Synapse, Fabric):
+    the route and its body, the entry's ``pipelines`` rules, and what makes two starts the same."""
 
     family: ClassVar[str] = "pipelines"
     rules_field: ClassVar[str] = "pipelines"
     resource_noun: ClassVar[str] = "Pipeline"
     request_model = StartRunRequest
-    start_from_failure: ClassVar[bool]  # whether createRun has startFromFailure
-
-    @abstractmethod
-    def client(self, azure: Azure, target: PipelineTarget) -> PipelineClient:
-        """The target's pipeline client, built once per process."""
 
     def rules(self, target: PipelineTarget) -> tuple[AccessRule, ...]:
         return target.pipelines
@@ -151,6 +147,16 @@ class PipelineKind(RunKind[PipelineTarget, StartRunRequest]):
 
     def fingerprint(self, target: PipelineTarget, resource: str, request: StartRunRequest) -> dict[str, Any]:
         return {"target": target.name, "pipeline": resource, **request.model_dump(exclude_none=True)}
+
+
+class PipelineKind(PipelineRoute[PipelineTarget]):
+    """Pipeline runs of one factory or workspace over the shared pipelines REST contract."""
+
+    start_from_failure: ClassVar[bool]  # whether createRun has startFromFailure
+
+    @abstractmethod
+    def client(self, azure: Azure, target: PipelineTarget) -> PipelineClient:
+        """The target's pipeline client, built once per process."""
 
     def prepare(
         self,
