@@ -28,9 +28,24 @@ class View(BaseModel):
     OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
 
     def json_view(self) -> dict[str, Any]:
-        """The view as JSON; optional members that do not apply are left out rather than null."""
+        """The view as JSON; optional members that do not apply are left out rather than null, in the
+        views it holds too."""
         omitted = {name for name in self.OMITTED_WHEN_NONE if getattr(self, name) is None}
-        return self.model_dump(mode="json", exclude=omitted)
+        view = self.model_dump(mode="json", exclude=omitted)
+        for name in view:
+            view[name] = _nested(getattr(self, name), view[name])
+        return view
+
+
+def _nested(value: Any, dumped: Any) -> Any:
+    """``dumped`` with each view in ``value`` (itself, or in a list or dict) as its own ``json_view``."""
+    if isinstance(value, View):
+        return value.json_view()
+    if isinstance(value, list):
+        return [_nested(item, dumped_item) for item, dumped_item in zip(value, dumped, strict=True)]
+    if isinstance(value, dict):
+        return {key: _nested(item, dumped[key]) for key, item in value.items()}
+    return dumped
 
 
 class RunView(View):
@@ -81,11 +96,6 @@ class RunPage(View):
 
     OMITTED_WHEN_NONE = ("nextLink",)
 
-    def json_view(self) -> dict[str, Any]:
-        page = super().json_view()
-        page["value"] = [run.json_view() for run in self.value]
-        return page
-
 
 class InputView(View):
     """An input of a job template that callers may set: without a default, they must."""
@@ -105,12 +115,6 @@ class RuleView(View):
 
     OMITTED_WHEN_NONE = ("jobType", "inputs")
 
-    def json_view(self) -> dict[str, Any]:
-        view = super().json_view()
-        if self.inputs is not None:
-            view["inputs"] = {name: spec.json_view() for name, spec in self.inputs.items()}
-        return view
-
 
 class TargetView(View):
     """A target as a caller may see it: only what its product may start; no subscription ids."""
@@ -124,14 +128,6 @@ class TargetView(View):
     jobs: list[RuleView] | None = None
 
     OMITTED_WHEN_NONE = ("factoryName", "workspaceName", "sparkPools", "jobs")
-
-    def json_view(self) -> dict[str, Any]:
-        view = super().json_view()
-        for name in ("pipelines", "sparkPools", "jobs"):
-            rules = getattr(self, name)
-            if rules is not None:
-                view[name] = [rule.json_view() for rule in rules]
-        return view
 
 
 def run_view(run: Run, *, catalog: Catalog, settings: Settings, base_url: str | None) -> RunView:

@@ -213,6 +213,12 @@ def test_another_product_can_neither_start_nor_see_nor_steer_a_job(
     assert own["status"] in (RunStatus.QUEUED, RunStatus.IN_PROGRESS), "the job was not touched"
 
 
+def test_pipeline_rules_show_no_job_template_fields(context: AppContext, adf: str) -> None:
+    response = call("get_target", http_request("GET", f"targets/{adf}", route_params={"target": adf}))
+    rules = body_of(response)["target"]["pipelines"]
+    assert rules and all(set(rule) == {"match", "maxDurationMinutes"} for rule in rules)
+
+
 def test_the_target_shows_its_templates_and_the_inputs_callers_may_set(context: AppContext, aml: str) -> None:
     response = call("get_target", http_request("GET", f"targets/{aml}", route_params={"target": aml}))
     assert response.status_code == 200, response.get_body()
